@@ -1,0 +1,1 @@
+"""Views over records: text tables, graphviz diagrams, matplotlib figures. No model code here."""

@@ -1,0 +1,45 @@
+"""Records as a fixed-width text table a learner can read in a terminal or a notebook.
+
+>>> print(format_table(t.select(depth=1, component="unet")))
+unet.conv_in   Conv2d   1x4x64x64 -> 1x320x64x64   11,840
+"""
+from ..trace import Record
+
+
+def fmt_shape(tree) -> str:
+    """[1, 320, 64, 64] -> 1x320x64x64; nested lists and dicts keep their brackets."""
+    if tree is None:
+        return "-"
+    if isinstance(tree, dict):
+        return "{" + ", ".join(f"{k}: {fmt_shape(v)}" for k, v in tree.items()) + "}"
+    if tree and all(isinstance(v, int) for v in tree):
+        return "x".join(map(str, tree))
+    if tree == []:
+        return "()"
+    return "(" + ", ".join(fmt_shape(v) for v in tree) + ")"
+
+
+def fmt_inputs(inputs: dict) -> str:
+    """The first input bare; the others by name (encoder_hidden_states=1x77x768)."""
+    items = list(inputs.items())
+    if not items:
+        return "-"
+    parts = [fmt_shape(items[0][1])] + [f"{k}={fmt_shape(v)}" for k, v in items[1:]]
+    return ", ".join(parts)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_table(records: list[Record], width: int = 60) -> str:
+    """One line per record: component.path indented by depth, class, inputs, outputs, parameters."""
+    rows = [("module", "class", "input", "output", "params")]
+    for r in records:
+        rows.append(("  " * r.depth + r.name, r.type, _clip(fmt_inputs(r.inputs), width), _clip(fmt_shape(r.outputs), width),
+                     f"{r.params:,}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) if i < 4 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(line.rstrip() for line in lines)
