@@ -1,0 +1,105 @@
+"""Turn what a user names into a diffusers pipeline: "tiny", a diffusers folder, a .safetensors file, a hub id.
+
+>>> pipe = sdlab.load()                                  # the embedded sdlab-tiny, offline, on a CPU
+>>> pipe = sdlab.load("~/models/sd15.safetensors")        # a checkpoint you have
+"""
+import json
+import re
+from pathlib import Path
+
+from .errors import SdlabError
+
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+def _from_folder(folder: Path, allow_pickle: bool, **kwargs):
+    from diffusers import DiffusionPipeline
+
+    index = folder / "model_index.json"
+    if not index.is_file():
+        raise SdlabError(f"{folder} is not a diffusers folder (no model_index.json): "
+                         "give a folder written by save_pretrained, a .safetensors file, or 'tiny'")
+    try:
+        json.loads(index.read_text())
+    except ValueError:
+        raise SdlabError(f"{index} is not valid JSON: the folder is damaged; save or download it again") from None
+    has_safetensors = any(folder.glob("*/*.safetensors"))
+    if not has_safetensors and not allow_pickle:
+        raise SdlabError(f"{folder} has no .safetensors weights, only pickle files that can run code when loaded: "
+                         "convert them to safetensors, or pass allow_pickle=True (--allow-pickle) if you trust them")
+    try:
+        return DiffusionPipeline.from_pretrained(folder, local_files_only=True, use_safetensors=has_safetensors,
+                                                 **kwargs)
+    except Exception as error:  # diffusers raises many types; the user needs one line
+        raise SdlabError(f"could not load the diffusers folder {folder}: {_first_line(error)}") from error
+
+
+def _single_file_class(path: Path):
+    """StableDiffusionXLPipeline for SDXL checkpoints, StableDiffusionPipeline otherwise."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, "pt") as weights:
+            keys = list(weights.keys())
+    except Exception as error:
+        raise SdlabError(f"{path} is not a readable .safetensors file ({_first_line(error)}): "
+                         "the file may be truncated; download it again") from None
+    if not any(k.startswith("model.diffusion_model.") for k in keys):
+        raise SdlabError(f"{path} holds no Stable Diffusion UNet (no 'model.diffusion_model.*' weights): "
+                         "give a full SD checkpoint or a diffusers folder")
+    return StableDiffusionXLPipeline if any(k.startswith("conditioner.") for k in keys) else StableDiffusionPipeline
+
+
+def _from_file(path: Path, allow_pickle: bool, **kwargs):
+    if path.suffix in PICKLE_SUFFIXES and not allow_pickle:
+        raise SdlabError(f"{path} is a pickle checkpoint, which can run code when loaded: convert it to "
+                         ".safetensors, or pass allow_pickle=True (--allow-pickle) if you trust it")
+    if path.suffix not in (".safetensors", *PICKLE_SUFFIXES):
+        raise SdlabError(f"{path} is not a checkpoint: expected a .safetensors file or a diffusers folder")
+    if path.suffix == ".safetensors":
+        cls = _single_file_class(path)
+    else:
+        from diffusers import StableDiffusionPipeline as cls
+    try:
+        return cls.from_single_file(str(path), **kwargs)
+    except Exception as error:
+        raise SdlabError(f"could not build a pipeline from {path}: {_first_line(error)} (diffusers fetches the "
+                         "model's configs from the hub the first time: connect once, or use a diffusers folder)"
+                         ) from error
+
+
+def _from_hub(repo_id: str, **kwargs):
+    from diffusers import DiffusionPipeline
+
+    try:
+        return DiffusionPipeline.from_pretrained(repo_id, use_safetensors=True, **kwargs)
+    except Exception as error:
+        raise SdlabError(f"could not fetch {repo_id!r} from the Hugging Face hub ({_first_line(error)}): "
+                         "offline? download it once with network, or pass a local folder or .safetensors file"
+                         ) from error
+
+
+def load(source: str | Path = "tiny", *, allow_pickle: bool = False, **kwargs):
+    """A diffusers pipeline from "tiny" (the embedded default), a folder, a .safetensors file, or a hub id.
+
+    Extra keyword arguments (torch_dtype=...) go to diffusers. Pickle files load only with allow_pickle=True.
+    """
+    if str(source) == "tiny":
+        from .tiny import MODEL_DIR
+
+        return _from_folder(MODEL_DIR, allow_pickle=False, **kwargs)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _from_folder(path, allow_pickle, **kwargs)
+    if path.is_file():
+        return _from_file(path, allow_pickle, **kwargs)
+    if _HUB_ID.match(str(source)) and not str(source).startswith((".", "~")):
+        return _from_hub(str(source), **kwargs)
+    raise SdlabError(f"no such file or folder: {path} (give 'tiny', a diffusers folder, "
+                     "a .safetensors file, or a hub id like 'org/model')")
