@@ -30,7 +30,7 @@ def _cmd_trace(args) -> int:
         with trace(target, _components(args.component, components_of(target))) as t:
             target.run()
     else:
-        target = load(args.model)
+        target = load(args.model, allow_pickle=args.allow_pickle)
         with trace(target, _components(args.component, components_of(target))) as t:
             target(args.prompt, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0))
     if args.diagram:
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--diagram", metavar="FILE.svg", help="also draw the UNet as a U (svg, png or pdf)")
     p.add_argument("--prompt", default=PROMPT, help="with --model: the prompt of the short generation")
     p.add_argument("--steps", type=int, default=2, help="with --model: denoising steps")
+    p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
     p.set_defaults(run=_cmd_trace)
     return parser
 

@@ -28,13 +28,14 @@ def _from_folder(folder: Path, allow_pickle: bool, **kwargs):
         json.loads(index.read_text())
     except ValueError:
         raise SdlabError(f"{index} is not valid JSON: the folder is damaged; save or download it again") from None
-    has_safetensors = any(folder.glob("*/*.safetensors"))
-    if not has_safetensors and not allow_pickle:
-        raise SdlabError(f"{folder} has no .safetensors weights, only pickle files that can run code when loaded: "
+    pickled = sorted(d.name for d in folder.iterdir() if d.is_dir() and not any(d.glob("*.safetensors"))
+                     and any(f.suffix in PICKLE_SUFFIXES for f in d.iterdir()))
+    if pickled and not allow_pickle:
+        raise SdlabError(f"{folder} keeps {', '.join(pickled)} only as pickle files, which can run code when loaded: "
                          "convert them to safetensors, or pass allow_pickle=True (--allow-pickle) if you trust them")
     try:
-        return DiffusionPipeline.from_pretrained(folder, local_files_only=True, use_safetensors=has_safetensors,
-                                                 **kwargs)
+        return DiffusionPipeline.from_pretrained(folder, local_files_only=True,
+                                                 use_safetensors=None if allow_pickle else True, **kwargs)
     except Exception as error:  # diffusers raises many types; the user needs one line
         raise SdlabError(f"could not load the diffusers folder {folder}: {_first_line(error)}") from error
 
