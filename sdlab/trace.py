@@ -92,10 +92,16 @@ def _first_dtype(value) -> str | None:
     return next((d for v in items if (d := _first_dtype(v))), None)
 
 
+_SIGNATURES: dict[type, inspect.Signature] = {}
+
+
 def _named_inputs(module, args, kwargs) -> dict[str, Any]:
     """Arguments by their parameter names, so a learner reads `encoder_hidden_states`, not `arg2`."""
+    cls = type(module)
+    if cls not in _SIGNATURES:  # signature() is slow; a class's forward never changes
+        _SIGNATURES[cls] = inspect.signature(module.forward)
     try:
-        bound = inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments
+        bound = _SIGNATURES[cls].bind_partial(*args, **kwargs).arguments
     except TypeError:
         bound = {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}
     extra = bound.pop("kwargs", {}) if isinstance(bound.get("kwargs"), dict) else {}

@@ -1,0 +1,52 @@
+"""Tracing full-size SD 1.5 on meta vs torchinfo's summary of the same UNet with real (random) weights.
+
+>>> python benchmarks/bench_trace.py
+trace sd15 pipeline on meta: 0.44 s (target 0.5 s: ratio 0.88)  ...
+"""
+import time
+
+import torch
+import torchinfo
+
+import sdlab
+
+TARGET_SECONDS, TARGET_SPEEDUP = 0.5, 30.0
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    sdlab.architecture("sd15")  # warm imports so the timing is the build and trace, not Python's import system
+    build = best_of(lambda: sdlab.architecture("sd15"))
+    arch = sdlab.architecture("sd15")
+    traced = best_of(arch.trace)
+    whole = build + traced
+    print(f"build sd15 on meta: {build:.3f} s; trace text encoder + UNet + VAE: {traced:.3f} s")
+    print(f"whole pipeline, build + trace: {whole:.3f} s (target < {TARGET_SECONDS} s: ratio {whole / TARGET_SECONDS:.2f})")
+
+    cfg = {k: v for k, v in arch.components["unet"].config.items() if not k.startswith("_")}
+    start = time.perf_counter()
+    unet = type(arch.components["unet"]).from_config(cfg)  # real random weights on the CPU, as torchinfo needs
+    made = time.perf_counter() - start
+    inputs = dict(sample=torch.randn(1, 4, 64, 64), timestep=torch.tensor(999),
+                  encoder_hidden_states=torch.randn(1, 77, 768))
+    start = time.perf_counter()
+    with torch.no_grad():
+        torchinfo.summary(unet, input_data=inputs, depth=3, verbose=0)
+    summary = time.perf_counter() - start
+    unet_trace = best_of(lambda: arch.trace(["unet"]))
+    print(f"torchinfo on the SD 1.5 UNet: build {made:.2f} s + summary {summary:.2f} s = {made + summary:.2f} s")
+    speedup = (made + summary) / (build + unet_trace)
+    print(f"sdlab (build + trace UNet on meta {build + unet_trace:.3f} s) is {speedup:.0f}x faster "
+          f"(target >= {TARGET_SPEEDUP:.0f}x: ratio {speedup / TARGET_SPEEDUP:.2f})")
+
+
+if __name__ == "__main__":
+    main()
