@@ -71,9 +71,16 @@ def attention_layers(unet) -> list[Layer]:
     from diffusers.models.attention_processor import Attention
 
     factors = block_factors(unet)
-    return [Layer(path, "cross" if mod.is_cross_attention else "self", factors[".".join(path.split(".")[:2])
-                  if path.startswith(("down_blocks", "up_blocks")) else "mid_block"], mod.heads, mod)
-            for path, mod in unet.named_modules() if isinstance(mod, Attention)]
+    order = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}  # data-flow order; diffusers registers mid last
+    found = [Layer(path, "cross" if mod.is_cross_attention else "self", factors[block_of(path)], mod.heads, mod)
+             for path, mod in unet.named_modules() if isinstance(mod, Attention)]
+    return sorted(found, key=lambda la: order[la.path.split(".")[0]])
+
+
+def block_of(path: str) -> str:
+    """'up_blocks.1.attentions.2...' -> 'up_blocks.1'; 'mid_block.attentions.0...' -> 'mid_block'."""
+    parts = path.split(".")
+    return parts[0] if parts[0] == "mid_block" else ".".join(parts[:2])
 
 
 def block_factors(unet) -> dict[str, int]:

@@ -3,9 +3,12 @@
 >>> toks = tokenize(pipe.tokenizer, "a red circle, on the left")
 >>> toks.indices("circle")        # [3]; toks[0].kind == "start", toks[-1].kind == "pad"
 """
+import re
 from dataclasses import dataclass, field
 
 from .errors import SdlabError
+
+CLIP_SPLIT = re.compile(r"[^\W\d_]+|\d|[^\w\s]+")  # CLIP's pre-tokenizer: letter runs, single digits, symbol runs
 
 
 @dataclass
@@ -54,7 +57,7 @@ class Tokens:
             if not -len(self) <= word < len(self):
                 raise SdlabError(f"token index {word} out of range 0..{len(self) - 1}")
             return [word % len(self)]
-        wanted = [w.lower() for w in word.split()]
+        wanted = CLIP_SPLIT.findall(word.lower())
         kept = self.word_tokens()
         found = []
         for start in range(len(self.words) - len(wanted) + 1):

@@ -1,0 +1,105 @@
+"""Heatmaps of captured attention over the image: overlays, words x layers / words x steps grids, and export.
+
+>>> fig = grid_words_layers(cap, image, ["circle", "square"])
+>>> export(cap, image, "out/attend", {"model": "tiny", "seed": 0, "steps": 20, "guidance": 7.5})
+"""
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: no global figure state, works headless
+
+CMAP = "jet"
+
+
+def as_rgb(image) -> np.ndarray:
+    """A PIL image, (H, W, 3) uint8 or float in [0, 1] -> (H, W, 3) float in [0, 1]."""
+    arr = np.asarray(image)
+    return arr.astype(np.float32) / 255 if arr.dtype == np.uint8 else arr.astype(np.float32)
+
+
+def overlay(ax, heat: np.ndarray, image=None, alpha: float = 0.5, title: str | None = None):
+    """Draw `heat` (values in [0, 1]) over `image` on a matplotlib Axes, stretched to the image's extent."""
+    if image is not None:
+        rgb = as_rgb(image)
+        ax.imshow(rgb)
+        extent = (-0.5, rgb.shape[1] - 0.5, rgb.shape[0] - 0.5, -0.5)
+    else:
+        extent = None
+    ax.imshow(heat, cmap=CMAP, vmin=0, vmax=1, alpha=alpha if image is not None else 1.0, extent=extent,
+              interpolation="bilinear")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=8)
+    return ax
+
+
+def overlay_figure(heat: np.ndarray, image=None, title: str | None = None, inches: float = 3) -> Figure:
+    """One overlay as its own Figure."""
+    fig = Figure(figsize=(inches, inches * heat.shape[0] / heat.shape[1]))
+    overlay(fig.add_subplot(), heat, image, title=title)
+    fig.tight_layout()
+    return fig
+
+
+def short(path: str) -> str:
+    """'up_blocks.1.attentions.2.transformer_blocks.0.attn2' -> 'up1.2' (a column title that fits)."""
+    parts = path.split(".")
+    block = parts[0].replace("_blocks", "").replace("mid_block", "mid") + (parts[1] if parts[0] != "mid_block" else "")
+    return f"{block}.{parts[parts.index('attentions') + 1]}" if "attentions" in parts else path
+
+
+def grid(rows: list[str], cols: list[str], heat_of, image=None, inches: float = 1.6) -> Figure:
+    """A rows x cols Figure of overlays; heat_of(i, j) gives the heatmap of row i, column j."""
+    fig = Figure(figsize=(inches * len(cols), inches * len(rows)))
+    axes = fig.subplots(len(rows), len(cols), squeeze=False)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            overlay(axes[i, j], heat_of(i, j), image, title=f"{r} | {c}" if i == 0 else r if j == 0 else None)
+    fig.tight_layout()
+    return fig
+
+
+def grid_words_layers(cap, image, words: list, layers: list[str] | None = None, **heatmap_kw) -> Figure:
+    """Words down, cross-attention layers across (each normalised on its own), the layer mean last."""
+    paths = layers or [p for p, m in cap.maps.items() if m.kind == "cross"]
+    groups = [[p] for p in paths] + [paths]
+    return grid([str(w) for w in words], [short(p) for p in paths] + ["mean"],
+                lambda i, j: cap.heatmap(words[i], layers=groups[j], **heatmap_kw), image)
+
+
+def grid_words_steps(cap, image, words: list, steps: list[int] | None = None, **heatmap_kw) -> Figure:
+    """Words down, denoising steps across; needs a capture with steps='each'."""
+    steps = steps if steps is not None else next(m for m in cap.maps.values() if m.kind == "cross").steps
+    return grid([str(w) for w in words], [f"step {s}" for s in steps],
+                lambda i, j: cap.heatmap(words[i], step=steps[j], **heatmap_kw), image)
+
+
+def export(cap, image, folder, meta: dict, words: list | None = None) -> Path:
+    """Write image.png, heatmaps.npz and meta.json (plus overlay_<word>.png per word) into `folder`.
+
+    heatmaps.npz: token_NN for every token position and word_NN for every word, each the mean probability
+    (norm "none") on the latent grid; `tokens` and `words` name them. meta.json says how it was reduced.
+    """
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(exist_ok=True)
+    tokens = cap.tokens
+    mapping = tokens.mapping()
+    arrays = {f"token_{t.index:02d}": cap.heatmap(t.index, size="latent", norm="none") for t in tokens}
+    arrays.update({f"word_{k:02d}": cap.heatmap(w, size="latent", norm="none") for k, (w, _) in enumerate(mapping)})
+    np.savez_compressed(folder / "heatmaps.npz", tokens=np.array([t.text for t in tokens]),
+                        words=np.array([w for w, _ in mapping]), **arrays)
+    Image.fromarray((as_rgb(image) * 255).round().astype(np.uint8)).save(folder / "image.png")
+    for w in words or []:
+        overlay_figure(cap.heatmap(w), image, title=str(w)).savefig(folder / f"overlay_{w}.png", dpi=100)
+    record = dict(meta, tokens=[asdict(t) for t in tokens], word_tokens=[[w, idx] for w, idx in mapping],
+                  truncation=tokens.truncation_report(), rows=[asdict(r) for r in cap.rows],
+                  latent_grid=list(cap.latent_hw), image_size=list(cap.image_hw),
+                  reductions=dict(asdict(cap.settings), heatmaps="mean probability over the captured cross-attention "
+                                  "layers (each bilinearly upsampled to the latent grid), steps and heads; words sum "
+                                  "their tokens; norm none", branch_exported="cond"))
+    (folder / "meta.json").write_text(json.dumps(record, indent=1, default=str))
+    return folder
