@@ -9,8 +9,11 @@ import logging
 logging.getLogger("transformers.utils.import_utils").addFilter(lambda r: "requires torchvision" not in r.getMessage())
 
 from .architectures import Architecture, architecture
+from .attention import AttentionCapture, capture_attention
 from .errors import SdlabError
 from .loading import load
+from .tokens import Tokens, tokenize
 from .trace import Record, Skip, Trace, trace
 
-__all__ = ["Architecture", "Record", "SdlabError", "Skip", "Trace", "architecture", "load", "trace"]
+__all__ = ["Architecture", "AttentionCapture", "Record", "SdlabError", "Skip", "Tokens", "Trace", "architecture",
+           "capture_attention", "load", "tokenize", "trace"]
