@@ -49,6 +49,64 @@ def _cmd_trace(args) -> int:
     return 0
 
 
+def _request(args, pipe):
+    from .generate import Request
+
+    return Request(args.prompt, args.seed, args.steps, args.guidance, args.height, args.width,
+                   args.negative_prompt).checked(pipe)
+
+
+def _cmd_generate(args) -> int:
+    from . import load
+    from .generate import generate, save_png, writable
+
+    _request(args, None)  # fail on bad numbers before loading a model
+    out = writable(args.out, "image")
+    pipe = load(args.model, allow_pickle=args.allow_pickle)
+    print(f"wrote {save_png(generate(pipe, _request(args, pipe)), out)}", file=sys.stderr)
+    return 0
+
+
+def _cmd_attend(args) -> int:
+    import diffusers
+
+    from . import capture_attention, load
+    from .generate import generate, writable
+    from .render.heatmap import export
+    from .tokens import prompt_tokenizers, tokenize
+
+    _request(args, None)
+    out = writable(args.out, "output folder")
+    pipe = load(args.model, allow_pickle=args.allow_pickle)
+    req = _request(args, pipe)
+    tokens = tokenize(prompt_tokenizers(pipe)[0], req.prompt)
+    words = args.word or [w for w, _ in tokens.mapping()]
+    for w in words:
+        tokens.indices(w)  # an unknown word fails here, before anything is written
+    with capture_attention(pipe) as cap:
+        image = generate(pipe, req)
+    meta = dict(vars(req), model=args.model, diffusers=diffusers.__version__)
+    export(cap, image, out, meta, words)
+    if tokens.truncated:
+        print(f"note: {tokens.truncation_report()}", file=sys.stderr)
+    print(f"wrote {out}/ image.png heatmaps.npz meta.json " + " ".join(f"overlay_{w}.png" for w in words),
+          file=sys.stderr)
+    return 0
+
+
+def _add_generation_args(p, out_help: str):
+    p.add_argument("--model", default="tiny", help="'tiny', a diffusers folder, a .safetensors file or a hub id")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--negative-prompt", default=None)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--steps", type=int, required=True, help="denoising steps (at least 1)")
+    p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale; 1 turns it off")
+    p.add_argument("--height", type=int, default=0, help="pixels, a multiple of 8 (default: the model's size)")
+    p.add_argument("--width", type=int, default=0, help="pixels, a multiple of 8 (default: the model's size)")
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=2, help="with --model: denoising steps")
     p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
     p.set_defaults(run=_cmd_trace)
+
+    p = sub.add_parser("generate", help="make one image from a prompt")
+    _add_generation_args(p, "the image file to write (.png); its folder must exist")
+    p.set_defaults(run=_cmd_generate)
+
+    p = sub.add_parser("attend", help="make an image and write its cross-attention heatmaps per word to a folder")
+    _add_generation_args(p, "folder to write image.png, heatmaps.npz, meta.json, overlay_<word>.png into")
+    p.add_argument("--word", action="append", help="a word to overlay (repeatable; default: every word)")
+    p.set_defaults(run=_cmd_attend)
     return parser
 
 

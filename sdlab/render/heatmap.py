@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global figure state, works headless
 
+from ..generate import save_png
+
 CMAP = "jet"
 
 
@@ -82,8 +84,6 @@ def export(cap, image, folder, meta: dict, words: list | None = None) -> Path:
     heatmaps.npz: token_NN for every token position and word_NN for every word, each the mean probability
     (norm "none") on the latent grid; `tokens` and `words` name them. meta.json says how it was reduced.
     """
-    from PIL import Image
-
     folder = Path(folder)
     folder.mkdir(exist_ok=True)
     tokens = cap.tokens
@@ -92,7 +92,7 @@ def export(cap, image, folder, meta: dict, words: list | None = None) -> Path:
     arrays.update({f"word_{k:02d}": cap.heatmap(w, size="latent", norm="none") for k, (w, _) in enumerate(mapping)})
     np.savez_compressed(folder / "heatmaps.npz", tokens=np.array([t.text for t in tokens]),
                         words=np.array([w for w, _ in mapping]), **arrays)
-    Image.fromarray((as_rgb(image) * 255).round().astype(np.uint8)).save(folder / "image.png")
+    save_png(as_rgb(image), folder / "image.png")
     for w in words or []:
         overlay_figure(cap.heatmap(w), image, title=str(w)).savefig(folder / f"overlay_{w}.png", dpi=100)
     record = dict(meta, tokens=[asdict(t) for t in tokens], word_tokens=[[w, idx] for w, idx in mapping],
