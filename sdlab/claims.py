@@ -1,0 +1,390 @@
+"""The study notes' architectural claims (../shared/seeds/), each checked against a live trace of the model it is about.
+
+>>> for result in check_all(): print(result)
+holds [unet-io, sd15, seeds/002] The UNet takes a 1x4x64x64 latent ...
+"""
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+
+from .architectures import architecture
+from .lessons import cost_curve, growth
+from .trace import Trace, first_shape
+
+
+@dataclass
+class Verdict:
+    holds: bool
+    measured: str  # what the live model shows, in words a learner can compare with the claim
+
+
+@dataclass
+class Claim:
+    id: str
+    source: str  # the study note it comes from, e.g. seeds/002
+    model: str  # the architecture it is about: sd15, sd21
+    says: str  # a short English paraphrase of the note
+    check: Callable[[], Verdict]
+
+
+@dataclass
+class Result:
+    claim: Claim
+    verdict: Verdict
+
+    def __str__(self) -> str:
+        word = "holds" if self.verdict.holds else "WRONG"
+        return (f"{word} [{self.claim.id}, {self.claim.model}, {self.claim.source}] {self.claim.says}\n"
+                f"    measured: {self.verdict.measured}")
+
+
+CLAIMS: list[Claim] = []
+
+
+def claim(id: str, source: str, model: str, says: str):
+    """Register the decorated check function as a claim."""
+    def register(check):
+        CLAIMS.append(Claim(id, f"seeds/{source}", model, says, check))
+        return check
+    return register
+
+
+@cache
+def _arch(key: str):
+    return architecture(key)
+
+
+@cache
+def _trace(key: str) -> Trace:
+    return _arch(key).trace()
+
+
+def _unet(key: str = "sd15"):
+    return _arch(key).components["unet"]
+
+
+def _shape(t: Trace, name: str, side: str = "outputs") -> list[int]:
+    return first_shape(getattr(t.get(name), side))
+
+
+def _fmt(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _children(t: Trace, component: str, path: str) -> list[str]:
+    """Direct numbered children (resnets.0, attentions.0, ...) of a block, in call order."""
+    depth = path.count(".") + 2
+    return [r.path[len(path) + 1:] for r in t.select(component=component, path=path)
+            if r.path.count(".") == depth and r.path.split(".")[-1].isdigit()]
+
+
+def _arrow(names: list[str]) -> str:
+    return " -> ".join(names)
+
+
+def _block_types(t: Trace, stage: str) -> list[str]:
+    return [r.type for r in t.select(depth=1, component="unet") if r.path.startswith(stage + ".") and r.depth == 1]
+
+
+def _conv_input(module: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """Run a real copy of a meta up/downsampler on `x`; return what its conv received, and the conv's class."""
+    real = copy.deepcopy(module).to_empty(device="cpu")  # weights are irrelevant: we look at the conv's input
+    seen = {}
+    real.conv.register_forward_pre_hook(lambda m, args: seen.setdefault("x", args[0]))
+    with torch.no_grad():
+        real(x)
+    return seen["x"], type(real.conv).__name__
+
+
+@claim("unet-io", "002", "sd15", "The UNet takes a 1x4x64x64 latent and 1x77x768 text states and returns 1x4x64x64; "
+       "conv_in maps 4 -> 320 channels and conv_out 320 -> 4.")
+def _unet_io() -> Verdict:
+    t = _trace("sd15")
+    unet = t.get("unet")
+    seen = [unet.inputs["sample"], unet.inputs["encoder_hidden_states"], first_shape(unet.outputs),
+            _shape(t, "unet.conv_in"), _shape(t, "unet.conv_out", "inputs")]
+    expected = [[1, 4, 64, 64], [1, 77, 768], [1, 4, 64, 64], [1, 320, 64, 64], [1, 320, 64, 64]]
+    return Verdict(seen == expected, f"sample {_fmt(seen[0])}, text {_fmt(seen[1])} -> {_fmt(seen[2])}; "
+                   f"conv_in -> {_fmt(seen[3])}; conv_out {_fmt(seen[4])} -> {_fmt(_shape(t, 'unet.conv_out'))}")
+
+
+@claim("down-path", "002", "sd15", "Three CrossAttnDownBlock2D then one DownBlock2D; 64 -> 32 -> 16 -> 8 -> 8 pixels "
+       "at 320, 640, 1280, 1280 channels.")
+def _down_path() -> Verdict:
+    t = _trace("sd15")
+    types = _block_types(t, "down_blocks")
+    outs = [_shape(t, f"unet.down_blocks.{i}") for i in range(len(types))]
+    ok = types == ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"] and outs == [
+        [1, 320, 32, 32], [1, 640, 16, 16], [1, 1280, 8, 8], [1, 1280, 8, 8]]
+    return Verdict(ok, "; ".join(f"{ty} -> {_fmt(o)}" for ty, o in zip(types, outs)))
+
+
+@claim("down-interleaved", "002", "sd15", "Inside a CrossAttnDownBlock2D, ResNet and Transformer alternate: "
+       "(ResNet -> Transformer) x 2, then the downsampler.")
+def _down_interleaved() -> Verdict:
+    order = _children(_trace("sd15"), "unet", "down_blocks.0")
+    return Verdict(order == ["resnets.0", "attentions.0", "resnets.1", "attentions.1", "downsamplers.0"],
+                   f"down_blocks.0 calls {_arrow(order)}")
+
+
+@claim("down-attention-last", "001", "sd15", "A down block runs all its ResNets first, then one attention layer, "
+       "then downsamples.")
+def _down_attention_last() -> Verdict:
+    order = _children(_trace("sd15"), "unet", "down_blocks.0")
+    kinds = [name.split(".")[0] for name in order]
+    return Verdict(kinds == ["resnets"] * kinds.count("resnets") + ["attentions", "downsamplers"],
+                   f"down_blocks.0 calls {_arrow(order)}: {kinds.count('attentions')} attention layers, interleaved")
+
+
+@claim("last-down-downsamples", "000", "sd15", "The last down block (DownBlock2D) has no attention and downsamples "
+       "again.")
+def _last_down() -> Verdict:
+    t = _trace("sd15")
+    order = _children(t, "unet", "down_blocks.3")
+    before, after = _shape(t, "unet.down_blocks.3", "inputs"), _shape(t, "unet.down_blocks.3")
+    return Verdict("downsamplers.0" in order and after[-1] < before[-1],
+                   f"down_blocks.3 calls {_arrow(order)}; {_fmt(before)} -> {_fmt(after)}: no attention, no downsampler")
+
+
+@claim("mid-block", "002", "sd15", "The mid block is ResNet -> Transformer -> ResNet on 1x1280x8x8, "
+       "output the same shape.")
+def _mid_block() -> Verdict:
+    t = _trace("sd15")
+    order = _children(t, "unet", "mid_block")
+    shapes = [_shape(t, "unet.mid_block", "inputs"), _shape(t, "unet.mid_block")]
+    return Verdict(order == ["resnets.0", "attentions.0", "resnets.1"] and shapes == [[1, 1280, 8, 8]] * 2,
+                   f"mid_block calls {_arrow(order)}; {_fmt(shapes[0])} -> {_fmt(shapes[1])}")
+
+
+@claim("temb-320", "002", "sd15", "The time embedding passed to every ResNet is (1, 320).")
+def _temb_320() -> Verdict:
+    t = _trace("sd15")
+    resnets = [r for r in t.select(component="unet") if r.type == "ResnetBlock2D"]
+    widths = sorted({_fmt(r.inputs["temb"]) for r in resnets})
+    return Verdict(widths == ["1x320"], f"all {len(resnets)} ResNets get temb {', '.join(widths)} (time_proj's "
+                   f"{_fmt(_shape(t, 'unet.time_proj'))} is lifted by time_embedding); each time_emb_proj maps it "
+                   "to the block's channels")
+
+
+@claim("time-mlp", "000", "sd15", "time_proj makes a 320-wide sinusoidal code; time_embedding (Linear 320 -> 1280, "
+       "SiLU, Linear 1280 -> 1280) outputs 1280.")
+def _time_mlp() -> Verdict:
+    t = _trace("sd15")
+    names = ["unet.time_proj", "unet.time_embedding.linear_1", "unet.time_embedding.linear_2"]
+    shapes = [_shape(t, n) for n in names]
+    calls = [r.path.split(".")[-1] for r in t.select(component="unet", path="time_embedding")][1:]
+    ok = shapes == [[1, 320], [1, 1280], [1, 1280]] and calls == ["linear_1", "act", "linear_2"]
+    return Verdict(ok, f"time_proj -> {_fmt(shapes[0])}; time_embedding calls {_arrow(calls)} -> {_fmt(shapes[2])}")
+
+
+@claim("temb-after-conv2", "001", "sd15", "A ResNet block adds the projected time embedding after its second "
+       "convolution.")
+def _temb_after_conv2() -> Verdict:
+    t = _trace("sd15")
+    calls = [r.path.split(".")[-1] for r in t.select(component="unet", path="down_blocks.0.resnets.0")][1:]
+    layers = [c for c in calls if c in ("conv1", "time_emb_proj", "norm2", "conv2")]
+    return Verdict(calls.index("time_emb_proj") > calls.index("conv2"),
+                   f"down_blocks.0.resnets.0 calls {_arrow(layers)}: the time embedding is added between the convs")
+
+
+@claim("up-transposed-conv", "001", "sd15", "The UNet upsamples with transposed convolutions.")
+def _up_transposed() -> Verdict:
+    t = _trace("sd15")
+    transposed = [r.name for r in t.select(component="unet") if r.type == "ConvTranspose2d"]
+    ups = [r for r in t.select(component="unet") if r.type == "Upsample2D"]
+    x = torch.randn(1, ups[0].inputs["hidden_states"][1], 4, 4)
+    seen, conv = _conv_input(_unet().get_submodule(ups[0].path), x)
+    nearest = torch.equal(seen, F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    return Verdict(bool(transposed), f"{len(transposed)} ConvTranspose2d; each of the {len(ups)} Upsample2D "
+                   f"interpolates ({'nearest' if nearest else 'not nearest'}: {_fmt(ups[0].inputs['hidden_states'])} "
+                   f"-> {_fmt(_shape(t, 'unet.' + ups[0].path + '.conv', 'inputs'))}) then runs a {conv}")
+
+
+@claim("cross-attention-everywhere", "001", "sd15", "Every down block and every up block contains cross-attention.")
+def _cross_everywhere() -> Verdict:
+    t = _trace("sd15")
+    blocks = [r.path for r in t.select(depth=1, component="unet") if r.path.startswith(("down_blocks.", "up_blocks."))]
+    without = [b for b in blocks if not any(r.path.endswith("attn2") for r in t.select(component="unet", path=b))]
+    return Verdict(not without, f"no attn2 in {', '.join(without)}")
+
+
+@claim("up-resnets", "002", "sd15", "Each up block has 3 ResNets and 0, 3, 3, 3 Transformers; up_blocks.0's ResNets "
+       "take 1280 + 1280 = 2560 channels.")
+def _up_resnets() -> Verdict:
+    t = _trace("sd15")
+    kinds = [[c.split(".")[0] for c in _children(t, "unet", f"up_blocks.{i}")] for i in range(4)]
+    counts = [(k.count("resnets"), k.count("attentions")) for k in kinds]
+    first = [f"{s.before}+{s.skip}->{s.after}" for s in t.ledger() if s.target.startswith("unet.up_blocks.0.")]
+    ok = counts == [(3, 0), (3, 3), (3, 3), (3, 3)] and first == ["1280+1280->2560"] * 3
+    return Verdict(ok, f"(ResNets, Transformers) per up block {counts}; up_blocks.0 concatenations {', '.join(first)}")
+
+
+@claim("up-channels", "002", "sd15", "The up blocks output 1280, 640, 320 and 320 channels.")
+def _up_channels() -> Verdict:
+    t = _trace("sd15")
+    outs = [_shape(t, f"unet.up_blocks.{i}") for i in range(4)]
+    return Verdict([o[1] for o in outs] == [1280, 640, 320, 320], "up blocks output " + ", ".join(map(_fmt, outs)))
+
+
+@claim("cross-attention-shapes", "003", "sd15", "At 64x64, cross-attention takes Q from 1x4096x320 image tokens and "
+       "K, V from 1x77x768 text projected to 320, in 8 heads of 40; self-attention weights are 8x4096x4096.")
+def _cross_shapes() -> Verdict:
+    t = _trace("sd15")
+    path = "down_blocks.0.attentions.0.transformer_blocks.0"
+    attn2 = t.get(f"unet.{path}.attn2")
+    q, kv = attn2.inputs["hidden_states"], attn2.inputs["encoder_hidden_states"]
+    k = _shape(t, f"unet.{path}.attn2.to_k")
+    heads = _unet().get_submodule(f"{path}.attn2").heads
+    n = t.get(f"unet.{path}.attn1").inputs["hidden_states"][1]
+    weights = [_unet().get_submodule(f"{path}.attn1").heads, n, n]
+    ok = (q, kv, k, heads, k[-1] // heads, weights) == ([1, 4096, 320], [1, 77, 768], [1, 77, 320], 8, 40,
+                                                         [8, 4096, 4096])
+    return Verdict(ok, f"Q {_fmt(q)}, text {_fmt(kv)} -> to_k {_fmt(k)}; {heads} heads of {k[-1] // heads}; "
+                   f"self-attention weights {_fmt(weights)} per image")
+
+
+@claim("sd21-text-1024", "000", "sd21", "Cross-attention keys and values come from 1024-wide text states.")
+def _sd21_text() -> Verdict:
+    t = _trace("sd21")
+    widths = sorted({r.inputs["encoder_hidden_states"][-1] for r in t.select(component="unet")
+                     if r.path.endswith("attn2")})
+    return Verdict(widths == [1024], f"every attn2 reads encoder_hidden_states of width {widths}")
+
+
+@claim("attention-quadratic", "004", "sd15", "Self-attention cost grows as O(N^2) in the number of pixels N, "
+       "convolution as O(N).")
+def _quadratic() -> Verdict:
+    unet = _unet()
+    costs = cost_curve(unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1, unet.down_blocks[0].resnets[0],
+                       [32, 64, 128], unet.config.block_out_channels[0] * 4)
+    attn, conv = growth(costs, "attention_flops"), growth(costs, "conv_flops")
+    ok = attn[-1] > 1.8 and all(abs(c - 1) < 0.01 for c in conv)
+    return Verdict(ok, f"FLOPs grow as N^{attn[-1]:.2f} (attn1) vs N^{conv[-1]:.2f} (ResNet) from "
+                   f"{costs[-2].side}x{costs[-2].side} to {costs[-1].side}x{costs[-1].side} latents")
+
+
+@claim("vae-encoder", "000", "sd15", "VAE encoder: conv_in 3 -> 128; four DownEncoderBlock2D at 128, 256, 512, 512 "
+       "channels, the last without downsampling; conv_out 512 -> 8; quant_conv 8 -> 8.")
+def _vae_encoder() -> Verdict:
+    t = _trace("sd15")
+    blocks = [t.get(f"vae.encoder.down_blocks.{i}") for i in range(4)]
+    outs = [first_shape(b.outputs) for b in blocks]
+    down = ["downsamplers.0" in _children(t, "vae", b.path) for b in blocks]
+    ok = (_shape(t, "vae.encoder.conv_in")[1] == 128 and [o[1] for o in outs] == [128, 256, 512, 512]
+          and down == [True, True, True, False] and _shape(t, "vae.encoder.conv_out")[1] == 8
+          and _shape(t, "vae.quant_conv") == [1, 8, 64, 64])
+    return Verdict(ok, f"conv_in -> {_fmt(_shape(t, 'vae.encoder.conv_in'))}; blocks -> {', '.join(map(_fmt, outs))} "
+                   f"(downsampler: {down}); conv_out -> {_fmt(_shape(t, 'vae.encoder.conv_out'))}; "
+                   f"quant_conv -> {_fmt(_shape(t, 'vae.quant_conv'))}")
+
+
+@claim("vae-downsample-channels", "003", "sd15", "The VAE's stride-2 downsampling convolutions raise the channels "
+       "(128 -> 256, 256 -> 512).")
+def _vae_down_channels() -> Verdict:
+    t = _trace("sd15")
+    downs = [r for r in t.select(component="vae") if r.type == "Downsample2D"]
+    pairs = [(first_shape(r.inputs)[1], first_shape(r.outputs)[1]) for r in downs]
+    raise_ = [_shape(t, f"vae.encoder.down_blocks.{i}.resnets.0", "inputs")[1] for i in (1, 2)]
+    return Verdict(any(a != b for a, b in pairs), "downsamplers keep channels: "
+                   + ", ".join(f"{a}->{b}" for a, b in pairs) + "; the next block's resnets.0 raises them: "
+                   + ", ".join(f"{c}->{2 * c}" for c in raise_))
+
+
+@claim("vae-asymmetric-pad", "003", "sd15", "Before each stride-2 conv the VAE encoder pads only the right and "
+       "bottom edges by one pixel.")
+def _vae_pad() -> Verdict:
+    t = _trace("sd15")
+    record = next(r for r in t.select(component="vae") if r.type == "Downsample2D")
+    x = torch.randn(1, first_shape(record.inputs)[1], 6, 6)
+    seen, _ = _conv_input(_arch("sd15").components["vae"].get_submodule(record.path), x)
+    ok = seen.shape[-1] == 7 and torch.equal(seen[..., :6, :6], x) and not seen[..., 6, :].any() \
+        and not seen[..., :, 6].any()
+    return Verdict(ok, f"{record.path}.conv gets {_fmt(_shape(t, 'vae.' + record.path + '.conv', 'inputs'))} for a "
+                   f"{_fmt(first_shape(record.inputs))} input; the added row and column are the last ones, zeros")
+
+
+@claim("vae-no-attention", "000", "sd15", "The VAE has no attention.")
+def _vae_attention() -> Verdict:
+    t = _trace("sd15")
+    found = [r for r in t.select(component="vae") if r.type == "Attention"]
+    vae = _arch("sd15").components["vae"]
+    return Verdict(not found, "; ".join(f"{r.path} ({vae.get_submodule(r.path).heads} head) on "
+                                        f"{_fmt(first_shape(r.inputs))}" for r in found))
+
+
+@claim("vae-moments", "003", "sd15", "The encoder's 8 channels split into 4 mean and 4 log-variance channels; the "
+       "log-variance is clamped to [-30, 20].")
+def _vae_moments() -> Verdict:
+    vae = _arch("sd15").components["vae"]
+    dist = vae.encode(torch.zeros(1, 3, 64, 64, device="meta")).latent_dist
+    extremes = torch.full((1, 8, 1, 1), 1000.0)
+    extremes[:, 6:] = -1000.0  # two log-variance channels far above, two far below
+    clamped = type(dist)(extremes).logvar
+    ok = list(dist.mean.shape[1:2]) == [4] and list(dist.logvar.shape[1:2]) == [4] and \
+        (clamped.min().item(), clamped.max().item()) == (-30.0, 20.0)
+    return Verdict(ok, f"mean {_fmt(dist.mean.shape)}, logvar {_fmt(dist.logvar.shape)} from 8 channels; "
+                   f"+/-1000 clamps to [{clamped.min().item():g}, {clamped.max().item():g}]")
+
+
+@claim("vae-scaling", "003", "sd15", "Latents are multiplied by 0.18215 before diffusion and divided by it before "
+       "decoding.")
+def _vae_scaling() -> Verdict:
+    factor = _arch("sd15").components["vae"].config.scaling_factor
+    return Verdict(factor == 0.18215, f"vae.config.scaling_factor = {factor}")
+
+
+@claim("latent-compression", "004", "sd15", "A 512x512x3 image has nearly 8 million values; the 64x64x4 latent "
+       "compresses it nearly 500 times.")
+def _compression() -> Verdict:
+    t = _trace("sd15")
+    image, latent = _shape(t, "vae.encoder", "inputs"), _shape(t, "vae.post_quant_conv", "inputs")
+    ratio = math.prod(image) / math.prod(latent)
+    return Verdict(math.prod(image) > 5_000_000 and ratio > 100,
+                   f"{_fmt(image)} = {math.prod(image):,} values, {_fmt(latent)} = {math.prod(latent):,}: {ratio:g}x")
+
+
+@claim("vae-decoder", "000", "sd15", "VAE decoder: post_quant_conv 4 -> 4; conv_in 4 -> 512; four UpDecoderBlock2D "
+       "with 3 ResNets each at 512, 512, 256, 128 channels, upsampling in the first three; conv_out 128 -> 3.")
+def _vae_decoder() -> Verdict:
+    t = _trace("sd15")
+    blocks = [t.get(f"vae.decoder.up_blocks.{i}") for i in range(4)]
+    kids = [_children(t, "vae", b.path) for b in blocks]
+    resnets = [sum(k.startswith("resnets.") for k in ks) for ks in kids]
+    up = ["upsamplers.0" in ks for ks in kids]
+    chans = [_shape(t, f"vae.{b.path}.resnets.0")[1] for b in blocks]
+    ok = (_shape(t, "vae.post_quant_conv")[1] == 4 and _shape(t, "vae.decoder.conv_in")[1] == 512
+          and resnets == [3] * 4 and chans == [512, 512, 256, 128] and up == [True, True, True, False]
+          and _shape(t, "vae.decoder.conv_out")[1] == 3)
+    return Verdict(ok, f"conv_in -> {_fmt(_shape(t, 'vae.decoder.conv_in'))}; ResNets {resnets} at {chans} channels "
+                   f"(upsampler: {up}); conv_out -> {_fmt(_shape(t, 'vae.decoder.conv_out'))}")
+
+
+@claim("vae-nearest-upsampling", "003", "sd15", "The VAE decoder upsamples by nearest-neighbour interpolation "
+       "(repeating pixels), then a 3x3 convolution.")
+def _vae_nearest() -> Verdict:
+    t = _trace("sd15")
+    record = next(r for r in t.select(component="vae") if r.type == "Upsample2D")
+    x = torch.randn(1, first_shape(record.inputs)[1], 4, 4)
+    seen, conv = _conv_input(_arch("sd15").components["vae"].get_submodule(record.path), x)
+    repeated = x.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    kernel = _arch("sd15").components["vae"].get_submodule(record.path).conv.kernel_size
+    return Verdict(torch.equal(seen, repeated) and conv == "Conv2d" and kernel == (3, 3),
+                   f"{record.path}: the conv sees each pixel repeated 2x2 "
+                   f"({'exactly' if torch.equal(seen, repeated) else 'not exactly'}), then a {conv} {kernel}")
+
+
+def check_all(ids: list[str] | None = None) -> list[Result]:
+    """Run every claim's check (or those in `ids`) against the meta architectures; seconds on a CPU."""
+    return [Result(c, c.check()) for c in CLAIMS if ids is None or c.id in ids]
+
+
+def summary(results: list[Result]) -> str:
+    """One line per claim: id, verdict, model, source."""
+    lines = [f"{r.claim.id:<26} {'holds' if r.verdict.holds else 'WRONG':<6} {r.claim.model:<5} {r.claim.source}"
+             for r in results]
+    return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""Small measurements the chapters show: LoRA sizes, attention vs convolution cost, CLIP's causality, a VAE encode.
+
+>>> sites = lora_sites(sdlab.architecture("sd15").components["unet"], rank=4)
+>>> sum(s.params for s in sites)        # what a rank-4 LoRA on to_q, to_k, to_v, to_out.0 trains
+"""
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+
+
+@dataclass
+class LoraSite:
+    """One Linear a LoRA adapter wraps: W (out x in) gets B (out x rank) @ A (rank x in)."""
+
+    path: str
+    in_features: int
+    out_features: int
+    rank: int
+
+    @property
+    def params(self) -> int:
+        return self.rank * (self.in_features + self.out_features)
+
+    @property
+    def block(self) -> str:
+        """down_blocks.0, mid_block, up_blocks.3: where the site sits in the U."""
+        parts = self.path.split(".")
+        return ".".join(parts[:2]) if parts[0] in ("down_blocks", "up_blocks") else parts[0]
+
+
+def lora_sites(unet: torch.nn.Module, rank: int, targets=LORA_TARGETS) -> list[LoraSite]:
+    """Every Linear whose path ends in one of `targets`, read off module shapes (works on `meta`).
+
+    >>> lora_sites(unet, rank=8)[0]   # LoraSite(path='down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q', ...)
+    """
+    return [LoraSite(path, m.in_features, m.out_features, rank) for path, m in unet.named_modules()
+            if isinstance(m, torch.nn.Linear) and any(path == t or path.endswith("." + t) for t in targets)]
+
+
+@dataclass
+class Cost:
+    """Cost of one self-attention layer and one ResNet block on a side x side grid."""
+
+    side: int
+    tokens: int
+    attention_flops: int
+    conv_flops: int
+    attention_s: float | None = None  # median wall time; None when the modules live on `meta`
+    conv_s: float | None = None
+
+
+def flops(module: torch.nn.Module, *args) -> int:
+    """Floating-point operations of one call, counted by torch's FlopCounterMode (exact, also on `meta`)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(*args)
+    return counter.get_total_flops()
+
+
+def seconds(module: torch.nn.Module, *args, repeats: int = 3) -> float:
+    """Median wall time of `repeats` calls after one warm-up call."""
+    with torch.no_grad():
+        module(*args)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            module(*args)
+            times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def cost_curve(attention: torch.nn.Module, resnet, sides, temb_dim: int, timed: bool = False) -> list[Cost]:
+    """Attention on side^2 tokens vs a ResNet on a side x side map, for each side; wall time too when `timed`.
+
+    >>> unet = sdlab.architecture("sd15").components["unet"]
+    >>> cost_curve(unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1, unet.down_blocks[0].resnets[0], [32, 64], 1280)
+    """
+    device = next(attention.parameters()).device
+    channels = resnet.conv1.in_channels
+    out = []
+    for side in sides:
+        tokens = torch.randn(1, side * side, channels, device=device)
+        grid = torch.randn(1, channels, side, side, device=device)
+        temb = torch.randn(1, temb_dim, device=device)
+        cost = Cost(side, side * side, flops(attention, tokens), flops(resnet, grid, temb))
+        if timed and device.type != "meta":
+            cost.attention_s, cost.conv_s = seconds(attention, tokens), seconds(resnet, grid, temb)
+        out.append(cost)
+    return out
+
+
+def growth(costs: list[Cost], field: str) -> list[float]:
+    """Log-log slope of `field` against token count between consecutive sides: 2 is O(N^2), 1 is O(N)."""
+    return [math.log(getattr(b, field) / getattr(a, field)) / math.log(b.tokens / a.tokens)
+            for a, b in zip(costs, costs[1:])]
+
+
+def causal_influence(text_encoder, ids: torch.Tensor, replacement: int) -> torch.Tensor:
+    """(n, n) bool: does output position i change when input token j is replaced? Measured, one batched pass.
+
+    >>> causal_influence(pipe.text_encoder, ids[:, :8], pipe.tokenizer.eos_token_id)   # lower triangular for CLIP
+    """
+    n = ids.shape[1]
+    batch = ids.repeat(n + 1, 1)
+    batch[torch.arange(n), torch.arange(n)] = replacement  # row j: token j swapped; last row: untouched
+    with torch.no_grad():
+        states = text_encoder(batch).last_hidden_state
+    changed = (states[:n] - states[n:]).abs().amax(-1) > 1e-6  # [j, i]: position i moved when j changed
+    return changed.T
+
+
+@dataclass
+class Encoding:
+    """A VAE encode taken apart: the encoder's moments, the distribution, one sample, and the scaled latent."""
+
+    moments: torch.Tensor  # quant_conv output: mean and log-variance stacked on channels
+    mean: torch.Tensor
+    logvar: torch.Tensor  # clamped, as diffusers clamps it
+    std: torch.Tensor
+    noise: torch.Tensor
+    sample: torch.Tensor  # mean + std * noise: the reparameterisation
+    scaled: torch.Tensor  # sample * scaling_factor: what the UNet sees
+
+
+def encode_steps(vae, image: torch.Tensor, seed: int = 0) -> Encoding:
+    """Encode `image` (batch, 3, H, W in [-1, 1]) step by step with the VAE's own modules and distribution.
+
+    >>> enc = encode_steps(pipe.vae, image); enc.sample.shape    # (1, 4, H/8, W/8)
+    """
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+    with torch.no_grad():
+        moments = vae.encoder(image)
+        if getattr(vae, "quant_conv", None) is not None:  # some VAEs (SD 3, Flux) drop the 1x1 quant_conv
+            moments = vae.quant_conv(moments)
+        dist = DiagonalGaussianDistribution(moments)  # the class vae.encode returns: it splits and clamps
+        noise = torch.randn(dist.mean.shape, generator=torch.Generator().manual_seed(seed))
+        sample = dist.mean + dist.std * noise
+    return Encoding(moments, dist.mean, dist.logvar, dist.std, noise, sample, sample * vae.config.scaling_factor)

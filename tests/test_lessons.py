@@ -1,0 +1,61 @@
+import torch
+
+import sdlab
+from sdlab import lessons
+
+
+def test_lora_sites_count_rank_times_in_plus_out_on_meta():
+    unet = sdlab.architecture("sd15").components["unet"]
+    sites = lessons.lora_sites(unet, rank=4)
+    assert len(sites) == 16 * 2 * 4  # 16 transformer blocks, attn1 and attn2, four projections each
+    q = next(s for s in sites if s.path == "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k")
+    assert (q.in_features, q.out_features, q.params, q.block) == (768, 320, 4 * (768 + 320), "down_blocks.0")
+    assert {s.block for s in sites} >= {"mid_block", "up_blocks.3"}
+
+
+def test_lora_sites_are_the_four_projections_of_every_attention(random_pipe):
+    from diffusers.models.attention_processor import Attention
+
+    unet = random_pipe.unet
+    attentions = [p for p, m in unet.named_modules() if isinstance(m, Attention)]
+    sites = lessons.lora_sites(unet, rank=2)
+    assert sorted(s.path for s in sites) == sorted(f"{a}.{t}" for a in attentions for t in lessons.LORA_TARGETS)
+    assert all(unet.get_submodule(s.path).weight.shape == (s.out_features, s.in_features) for s in sites)
+
+
+def test_cost_curve_attention_is_quadratic_conv_linear_on_meta():
+    unet = sdlab.architecture("sd15").components["unet"]
+    costs = lessons.cost_curve(unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1,
+                               unet.down_blocks[0].resnets[0], [32, 64, 128], 1280)
+    assert [c.tokens for c in costs] == [1024, 4096, 16384]
+    assert all(c.attention_s is None for c in costs)  # meta has no wall time
+    attn, conv = lessons.growth(costs, "attention_flops"), lessons.growth(costs, "conv_flops")
+    assert attn[0] < attn[1] < 2 and attn[1] > 1.8
+    assert all(abs(g - 1) < 0.01 for g in conv)
+
+
+def test_cost_curve_times_real_modules(random_pipe):
+    unet = random_pipe.unet
+    costs = lessons.cost_curve(unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1,
+                               unet.down_blocks[0].resnets[0], [4, 8], unet.time_embedding.linear_2.out_features,
+                               timed=True)
+    assert all(c.attention_s > 0 and c.conv_s > 0 for c in costs)
+
+
+def test_causal_influence_is_lower_triangular_for_clip(random_pipe):
+    ids = random_pipe.tokenizer("a red circle", padding="max_length", return_tensors="pt").input_ids[:, :6]
+    seen = lessons.causal_influence(random_pipe.text_encoder, ids, random_pipe.tokenizer.convert_tokens_to_ids("blue</w>"))
+    assert torch.equal(seen, torch.ones(6, 6, dtype=torch.bool).tril())
+
+
+def test_encode_steps_is_the_vae_s_own_sample(random_pipe):
+    vae = random_pipe.vae
+    image = torch.rand(1, 3, 64, 64) * 2 - 1
+    enc = lessons.encode_steps(vae, image, seed=3)
+    assert enc.moments.shape[1] == 2 * enc.mean.shape[1]
+    assert torch.equal(enc.mean, enc.moments[:, :4])
+    with torch.no_grad():
+        expected = vae.encode(image).latent_dist.sample(generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(enc.sample, expected)
+    assert torch.allclose(enc.scaled, enc.sample * vae.config.scaling_factor)
+    assert torch.allclose(enc.std, torch.exp(0.5 * enc.logvar))
