@@ -3,7 +3,6 @@
 >>> for result in check_all(): print(result)
 holds [unet-io, sd15, seeds/002] The UNet takes a 1x4x64x64 latent ...
 """
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .architectures import architecture
-from .lessons import cost_curve, growth
+from .lessons import conv_input, cost_curve, growth
 from .trace import Trace, first_shape
 
 
@@ -89,16 +88,6 @@ def _arrow(names: list[str]) -> str:
 
 def _block_types(t: Trace, stage: str) -> list[str]:
     return [r.type for r in t.select(depth=1, component="unet") if r.path.startswith(stage + ".") and r.depth == 1]
-
-
-def _conv_input(module: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, str]:
-    """Run a real copy of a meta up/downsampler on `x`; return what its conv received, and the conv's class."""
-    real = copy.deepcopy(module).to_empty(device="cpu")  # weights are irrelevant: we look at the conv's input
-    seen = {}
-    real.conv.register_forward_pre_hook(lambda m, args: seen.setdefault("x", args[0]))
-    with torch.no_grad():
-        real(x)
-    return seen["x"], type(real.conv).__name__
 
 
 @claim("unet-io", "002", "sd15", "The UNet takes a 1x4x64x64 latent and 1x77x768 text states and returns 1x4x64x64; "
@@ -198,7 +187,8 @@ def _up_transposed() -> Verdict:
     transposed = [r.name for r in t.select(component="unet") if r.type == "ConvTranspose2d"]
     ups = [r for r in t.select(component="unet") if r.type == "Upsample2D"]
     x = torch.randn(1, ups[0].inputs["hidden_states"][1], 4, 4)
-    seen, conv = _conv_input(_unet().get_submodule(ups[0].path), x)
+    seen = conv_input(_unet().get_submodule(ups[0].path), x)
+    conv = type(_unet().get_submodule(ups[0].path).conv).__name__
     nearest = torch.equal(seen, F.interpolate(x, scale_factor=2.0, mode="nearest"))
     return Verdict(bool(transposed), f"{len(transposed)} ConvTranspose2d; each of the {len(ups)} Upsample2D "
                    f"interpolates ({'nearest' if nearest else 'not nearest'}: {_fmt(ups[0].inputs['hidden_states'])} "
@@ -301,7 +291,7 @@ def _vae_pad() -> Verdict:
     t = _trace("sd15")
     record = next(r for r in t.select(component="vae") if r.type == "Downsample2D")
     x = torch.randn(1, first_shape(record.inputs)[1], 6, 6)
-    seen, _ = _conv_input(_arch("sd15").components["vae"].get_submodule(record.path), x)
+    seen = conv_input(_arch("sd15").components["vae"].get_submodule(record.path), x)
     ok = seen.shape[-1] == 7 and torch.equal(seen[..., :6, :6], x) and not seen[..., 6, :].any() \
         and not seen[..., :, 6].any()
     return Verdict(ok, f"{record.path}.conv gets {_fmt(_shape(t, 'vae.' + record.path + '.conv', 'inputs'))} for a "
@@ -370,9 +360,9 @@ def _vae_nearest() -> Verdict:
     t = _trace("sd15")
     record = next(r for r in t.select(component="vae") if r.type == "Upsample2D")
     x = torch.randn(1, first_shape(record.inputs)[1], 4, 4)
-    seen, conv = _conv_input(_arch("sd15").components["vae"].get_submodule(record.path), x)
+    module = _arch("sd15").components["vae"].get_submodule(record.path)
+    seen, conv, kernel = conv_input(module, x), type(module.conv).__name__, module.conv.kernel_size
     repeated = x.repeat_interleave(2, -1).repeat_interleave(2, -2)
-    kernel = _arch("sd15").components["vae"].get_submodule(record.path).conv.kernel_size
     return Verdict(torch.equal(seen, repeated) and conv == "Conv2d" and kernel == (3, 3),
                    f"{record.path}: the conv sees each pixel repeated 2x2 "
                    f"({'exactly' if torch.equal(seen, repeated) else 'not exactly'}), then a {conv} {kernel}")

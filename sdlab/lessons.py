@@ -3,6 +3,7 @@
 >>> sites = lora_sites(sdlab.architecture("sd15").components["unet"], rank=4)
 >>> sum(s.params for s in sites)        # what a rank-4 LoRA on to_q, to_k, to_v, to_out.0 trains
 """
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -99,18 +100,36 @@ def growth(costs: list[Cost], field: str) -> list[float]:
             for a, b in zip(costs, costs[1:])]
 
 
-def causal_influence(text_encoder, ids: torch.Tensor, replacement: int) -> torch.Tensor:
+def causal_influence(text_encoder, ids: torch.Tensor) -> torch.Tensor:
     """(n, n) bool: does output position i change when input token j is replaced? Measured, one batched pass.
 
-    >>> causal_influence(pipe.text_encoder, ids[:, :8], pipe.tokenizer.eos_token_id)   # lower triangular for CLIP
+    >>> causal_influence(pipe.text_encoder, ids[:, :8])   # lower triangular for CLIP: no token sees later ones
     """
     n = ids.shape[1]
     batch = ids.repeat(n + 1, 1)
-    batch[torch.arange(n), torch.arange(n)] = replacement  # row j: token j swapped; last row: untouched
+    swapped = (ids[0] + 1) % text_encoder.config.vocab_size  # always a different token
+    batch[torch.arange(n), torch.arange(n)] = swapped  # row j: token j swapped; last row: untouched
     with torch.no_grad():
         states = text_encoder(batch).last_hidden_state
     changed = (states[:n] - states[n:]).abs().amax(-1) > 1e-6  # [j, i]: position i moved when j changed
     return changed.T
+
+
+def conv_input(sampler: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What an Upsample2D / Downsample2D hands its conv for input `x` (a real copy runs when it lives on `meta`).
+
+    >>> conv_input(pipe.vae.decoder.up_blocks[0].upsamplers[0], x)   # x with every pixel repeated 2x2
+    """
+    if next(sampler.parameters()).device.type == "meta":  # weights do not matter: only the conv's input is kept
+        sampler = copy.deepcopy(sampler).to_empty(device="cpu")
+    seen = {}
+    handle = sampler.conv.register_forward_pre_hook(lambda m, args: seen.setdefault("x", args[0]))
+    try:
+        with torch.no_grad():
+            sampler(x)
+    finally:
+        handle.remove()
+    return seen["x"]
 
 
 @dataclass

@@ -44,7 +44,7 @@ def test_cost_curve_times_real_modules(random_pipe):
 
 def test_causal_influence_is_lower_triangular_for_clip(random_pipe):
     ids = random_pipe.tokenizer("a red circle", padding="max_length", return_tensors="pt").input_ids[:, :6]
-    seen = lessons.causal_influence(random_pipe.text_encoder, ids, random_pipe.tokenizer.convert_tokens_to_ids("blue</w>"))
+    seen = lessons.causal_influence(random_pipe.text_encoder, ids)
     assert torch.equal(seen, torch.ones(6, 6, dtype=torch.bool).tril())
 
 
@@ -59,3 +59,20 @@ def test_encode_steps_is_the_vae_s_own_sample(random_pipe):
     assert torch.allclose(enc.sample, expected)
     assert torch.allclose(enc.scaled, enc.sample * vae.config.scaling_factor)
     assert torch.allclose(enc.std, torch.exp(0.5 * enc.logvar))
+
+
+def test_conv_input_shows_nearest_upsampling_and_one_sided_padding(random_pipe):
+    x = torch.randn(1, 64, 3, 3)
+    up = lessons.conv_input(random_pipe.vae.decoder.up_blocks[0].upsamplers[0], x)
+    assert torch.equal(up, x.repeat_interleave(2, -1).repeat_interleave(2, -2))
+    x = torch.randn(1, 32, 4, 4)
+    down = lessons.conv_input(random_pipe.vae.encoder.down_blocks[0].downsamplers[0], x)
+    assert down.shape[-2:] == (5, 5) and torch.equal(down[..., :4, :4], x) and not down[..., 4, :].any()
+    assert not random_pipe.vae.decoder.up_blocks[0].upsamplers[0].conv._forward_pre_hooks  # hook removed
+
+
+def test_conv_input_runs_a_real_copy_of_a_meta_module():
+    vae = sdlab.architecture("sd15").components["vae"]
+    x = torch.randn(1, 512, 2, 2)
+    assert lessons.conv_input(vae.decoder.up_blocks[0].upsamplers[0], x).shape == (1, 512, 4, 4)
+    assert next(vae.parameters()).device.type == "meta"
