@@ -94,6 +94,24 @@ def _cmd_attend(args) -> int:
     return 0
 
 
+def _cmd_figures(args) -> int:
+    from . import load
+    from .figures import write_figures
+
+    for path in write_figures(args.out, load(args.model, allow_pickle=args.allow_pickle), steps=args.steps,
+                              seed=args.seed):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _cmd_tour(args) -> int:
+    from . import load
+    from .tour import tour
+
+    print(tour(load(args.model, allow_pickle=args.allow_pickle), args.prompt, steps=args.steps, seed=args.seed))
+    return 0
+
+
 def _add_generation_args(p, out_help: str):
     p.add_argument("--model", default="tiny", help="'tiny', a diffusers folder, a .safetensors file or a hub id")
     p.add_argument("--prompt", required=True)
@@ -132,6 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_args(p, "folder to write image.png, heatmaps.npz, meta.json, overlay_<word>.png into")
     p.add_argument("--word", action="append", help="a word to overlay (repeatable; default: every word)")
     p.set_defaults(run=_cmd_attend)
+    p = sub.add_parser("figures", help="regenerate figures/ from one seeded run and the meta architectures")
+    p.add_argument("--out", default="figures", help="folder to write into (created if missing)")
+    p.add_argument("--model", default="tiny", help="'tiny', a diffusers folder, a .safetensors file or a hub id")
+    p.add_argument("--steps", type=int, default=8, help="denoising steps of the run the figures show")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
+    p.set_defaults(run=_cmd_figures)
+
+    p = sub.add_parser("tour", help="walk through one run in the terminal: prompt, tokens, text, loop, decode")
+    p.add_argument("--model", default="tiny", help="'tiny', a diffusers folder, a .safetensors file or a hub id")
+    p.add_argument("--prompt", default=PROMPT)
+    p.add_argument("--steps", type=int, default=4, help="denoising steps (at least 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
+    p.set_defaults(run=_cmd_tour)
     return parser
 
 

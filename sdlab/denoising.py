@@ -13,6 +13,8 @@ import torch
 
 from .errors import SdlabError
 
+PREDICTION = {"epsilon": "noise", "v_prediction": "v", "sample": "x0"}  # what the UNet's output is, in a word
+
 
 @dataclass
 class Step:

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global figure state, works headless
 
+from .denoising import PREDICTION
 from .render.diagram import chain_diagram, unet_diagram
 from .trace import Record, Trace
 
 PROMPT = "a red circle on the left and a blue square on the right"
 WORDS = ["red", "circle", "blue", "square"]
-PREDICTION = {"epsilon": "noise", "v_prediction": "v", "sample": "x0"}
 
 
 def png_bytes(fig: Figure, dpi: int = 100) -> bytes:

@@ -1,0 +1,76 @@
+"""`sdlab tour`: the notebooks' story in a terminal — prompt -> tokens -> text states -> denoising loop -> VAE decode,
+every shape read off a live trace of one run of the model.
+
+>>> print(tour(sdlab.load("tiny"), "a red circle on the left", steps=4))
+1. the prompt ...
+"""
+import numpy as np
+
+from .denoising import PREDICTION, Denoising, denoise
+from .render.table import fmt_shape, format_table
+from .tokens import Tokens, prompt_tokenizers, tokenize
+from .trace import Trace, first_shape, trace
+
+PROMPT = "a red circle on the left"
+
+
+def _title(n: int, text: str) -> list[str]:
+    return ["", f"{n}. {text}", "-" * (len(text) + 3)]
+
+
+def prompt_section(tokens: Tokens) -> list[str]:
+    words = [t for t in tokens if t.kind in ("start", "word", "end")]
+    pads = sum(t.kind == "pad" for t in tokens)
+    lines = _title(1, "the prompt becomes tokens")
+    lines.append(f"prompt: {tokens.prompt!r}")
+    lines.append("tokens: " + "  ".join(f"{t.index}:{t.text.removesuffix('</w>')}" for t in words))
+    lines.append(f"then {pads} padding tokens: always {len(tokens)} positions in all")
+    if tokens.truncated:
+        lines.append(tokens.truncation_report())
+    return lines
+
+
+def text_section(t: Trace) -> list[str]:
+    calls = [r.index for r in t.records if r.component == "text_encoder" and r.depth == 0]
+    end = calls[1] if len(calls) > 1 else len(t.records)  # the first call's records come before the second call
+    lines = _title(2, "the text encoder turns tokens into one vector per position")
+    lines.append(format_table([r for r in t.select(1, "text_encoder") if calls[0] <= r.index < end]))
+    lines.append(f"called {len(calls)} times: your prompt" + (" and the empty prompt (for guidance)" * (len(calls) > 1)))
+    return lines
+
+
+def loop_section(t: Trace, run: Denoising) -> list[str]:
+    unet = t.get("unet", step=0)
+    lines = _title(3, f"the denoising loop: {len(run.steps)} steps of {run.scheduler}")
+    lines.append(f"the UNet's inputs at step 0: {', '.join(f'{k} {fmt_shape(v)}' for k, v in unet.inputs.items())}")
+    if run.steps[0].uncond is not None:
+        lines.append(f"batch {first_shape(unet.inputs)[0]}: [empty prompt; your prompt], mixed as "
+                     f"uncond + {run.guidance_scale} x (cond - uncond)")
+    lines.append(format_table([r for r in t.select(1, "unet", step=0) if r.depth == 1], width=44))
+    lines.append(f"{len(t.ledger())} skip connections carry the down path's tensors across the U, e.g.:")
+    lines += [f"  {s}" for s in t.ledger()[:3]]
+    lines.append(f"\n{'step':>4}  {'timestep':>8}  {'x_t std':>8}  {'predicted x0 std':>16}  (the UNet predicts "
+                 f"{PREDICTION.get(run.prediction_type, run.prediction_type)})")
+    lines += [f"{s.index:>4}  {s.timestep:>8}  {np.std(s.latent):>8.3f}  {np.std(s.x0):>16.3f}" for s in run.steps]
+    return lines
+
+
+def decode_section(t: Trace, run: Denoising) -> list[str]:
+    vae = [r for r in t.select(2, "vae", step=None) if r.depth == 1]
+    latent, image = first_shape(vae[0].inputs), first_shape(vae[-1].outputs)
+    lines = _title(4, "the VAE decoder turns the last latent into pixels")
+    lines.append(format_table(vae))
+    ratio = np.prod(image[1:]) / np.prod(latent[1:])
+    lines.append(f"latent {fmt_shape(latent)} -> image {fmt_shape(image)}: {ratio:g} times more numbers "
+                 f"({image[-1] // latent[-1]}x per side)")
+    lines.append(f"final image: {run.image.shape[0]}x{run.image.shape[1]} pixels, RGB")
+    return lines
+
+
+def tour(pipe, prompt: str = PROMPT, steps: int = 4, seed: int = 0) -> str:
+    """Run `pipe` once under the tracer and the denoising recorder and narrate what went through it."""
+    with trace(pipe) as t:
+        run = denoise(pipe, prompt, steps=steps, seed=seed, decode=False)
+    tokens = tokenize(prompt_tokenizers(pipe)[0], prompt)
+    sections = [prompt_section(tokens), text_section(t), loop_section(t, run), decode_section(t, run)]
+    return "\n".join(line for section in sections for line in section).lstrip("\n")
