@@ -40,39 +40,68 @@ def _from_folder(folder: Path, allow_pickle: bool, **kwargs):
         raise SdlabError(f"could not load the diffusers folder {folder}: {_first_line(error)}") from error
 
 
-def _single_file_class(path: Path):
-    """StableDiffusionXLPipeline for SDXL checkpoints, StableDiffusionPipeline otherwise."""
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+def _safetensors_shapes(path: Path) -> dict:
+    """Each weight's name -> an empty meta tensor of its shape, read from the file's header alone."""
+    import torch
     from safetensors import safe_open
 
     try:
         with safe_open(path, "pt") as weights:
-            keys = list(weights.keys())
+            return {k: torch.empty(weights.get_slice(k).get_shape(), device="meta") for k in weights.keys()}
     except Exception as error:
         raise SdlabError(f"{path} is not a readable .safetensors file ({_first_line(error)}): "
                          "the file may be truncated; download it again") from None
-    if not any(k.startswith("model.diffusion_model.") for k in keys):
+
+
+def _pickle_weights(path: Path) -> dict:
+    """The weights of an opted-in pickle checkpoint (memory-mapped where its format allows)."""
+    from diffusers.loaders.single_file_utils import load_single_file_checkpoint
+
+    try:
+        return load_single_file_checkpoint(str(path))
+    except Exception as error:
+        raise SdlabError(f"{path} is not a readable PyTorch checkpoint ({_first_line(error)}): "
+                         "the file may be truncated; download it again") from None
+
+
+def _single_file_class(path: Path, checkpoint: dict):
+    """StableDiffusionXLPipeline for SDXL checkpoints, StableDiffusionPipeline otherwise."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    if not any(k.startswith("model.diffusion_model.") for k in checkpoint):
         raise SdlabError(f"{path} holds no Stable Diffusion UNet (no 'model.diffusion_model.*' weights): "
                          "give a full SD checkpoint or a diffusers folder")
-    return StableDiffusionXLPipeline if any(k.startswith("conditioner.") for k in keys) else StableDiffusionPipeline
+    is_xl = any(k.startswith("conditioner.") for k in checkpoint)
+    return StableDiffusionXLPipeline if is_xl else StableDiffusionPipeline
 
 
-def _from_file(path: Path, allow_pickle: bool, **kwargs):
+def _config_for(checkpoint: dict, config) -> str | None:
+    """The caller's config folder, else sdlab's bundled one for SD 1.5 / 2.1 / SDXL, else None (ask the hub)."""
+    from .architectures.config_folder import config_folder, key_for_checkpoint
+
+    if config is not None:  # diffusers takes a local folder or a hub id, and only as a str
+        folder = Path(config).expanduser()
+        return str(folder) if folder.is_dir() else str(config)
+    key = key_for_checkpoint(checkpoint)
+    return str(config_folder(key)) if key else None
+
+
+def _from_file(path: Path, allow_pickle: bool, config, **kwargs):
     if path.suffix in PICKLE_SUFFIXES and not allow_pickle:
         raise SdlabError(f"{path} is a pickle checkpoint, which can run code when loaded: convert it to "
                          ".safetensors, or pass allow_pickle=True (--allow-pickle) if you trust it")
     if path.suffix not in (".safetensors", *PICKLE_SUFFIXES):
         raise SdlabError(f"{path} is not a checkpoint: expected a .safetensors file or a diffusers folder")
-    if path.suffix == ".safetensors":
-        cls = _single_file_class(path)
-    else:
-        from diffusers import StableDiffusionPipeline as cls
+    checkpoint = _safetensors_shapes(path) if path.suffix == ".safetensors" else _pickle_weights(path)
+    cls = _single_file_class(path, checkpoint)
+    config = _config_for(checkpoint, config)
+    del checkpoint  # diffusers reads the file again; do not hold a pickle's weights twice
     try:
-        return cls.from_single_file(str(path), **kwargs)
+        return cls.from_single_file(str(path), **({"config": config} if config else {}), **kwargs)
     except Exception as error:
-        raise SdlabError(f"could not build a pipeline from {path}: {_first_line(error)} (diffusers fetches the "
-                         "model's configs from the hub the first time: connect once, or use a diffusers folder)"
-                         ) from error
+        hint = (f"configs from {config}" if config else "diffusers fetches this model's configs from the hub "
+                "the first time: connect once, pass config=<a diffusers folder of the same model>, or use one")
+        raise SdlabError(f"could not build a pipeline from {path}: {_first_line(error)} ({hint})") from error
 
 
 def _from_hub(repo_id: str, **kwargs):
@@ -86,11 +115,16 @@ def _from_hub(repo_id: str, **kwargs):
                          ) from error
 
 
-def load(source: str | Path = "tiny", *, allow_pickle: bool = False, **kwargs):
+def load(source: str | Path = "tiny", *, allow_pickle: bool = False, config: str | Path | None = None, **kwargs):
     """A diffusers pipeline from "tiny" (the embedded default), a folder, a .safetensors file, or a hub id.
 
     Extra keyword arguments (torch_dtype=...) go to diffusers. Pickle files load only with allow_pickle=True.
+    A single file of SD 1.5, 2.1 or SDXL loads offline with sdlab's bundled configs; for other models pass
+    config=<a diffusers folder of the same model> (or connect once so diffusers can fetch them).
     """
+    if config is not None and not Path(source).expanduser().is_file():
+        raise SdlabError(f"config= applies only to a single checkpoint file, and {source} is none: drop config= "
+                         "(folders, hub ids and 'tiny' bring their own configs) or check the file's path")
     if str(source) == "tiny":
         from .tiny import MODEL_DIR
 
@@ -99,7 +133,7 @@ def load(source: str | Path = "tiny", *, allow_pickle: bool = False, **kwargs):
     if path.is_dir():
         return _from_folder(path, allow_pickle, **kwargs)
     if path.is_file():
-        return _from_file(path, allow_pickle, **kwargs)
+        return _from_file(path, allow_pickle, config, **kwargs)
     if _HUB_ID.match(str(source)) and not str(source).startswith((".", "~")):
         return _from_hub(str(source), **kwargs)
     raise SdlabError(f"no such file or folder: {path} (give 'tiny', a diffusers folder, "
