@@ -77,7 +77,7 @@ def _single_file_class(path: Path, checkpoint: dict):
 
 def _config_for(checkpoint: dict, config) -> str | None:
     """The caller's config folder, else sdlab's bundled one for SD 1.5 / 2.1 / SDXL, else None (ask the hub)."""
-    from .architectures.config_folder import config_folder, key_for_checkpoint
+    from .architectures.single_file import config_folder, key_for_checkpoint
 
     if config is not None:  # diffusers takes a local folder or a hub id, and only as a str
         folder = Path(config).expanduser()

@@ -9,9 +9,9 @@ from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTokenizer
 
 import sdlab
-from sdlab.architectures import config_folder as folders
+from sdlab.architectures import single_file
 from sdlab.architectures.clip_tokenizer import clip_tables
-from sdlab.architectures.config_folder import config_folder, key_for_checkpoint
+from sdlab.architectures.single_file import config_folder, key_for_checkpoint
 
 from ldm_format import ldm_state_dict
 from test_loading import image, one_line
@@ -131,7 +131,7 @@ def test_config_folder_is_written_once_and_never_half(monkeypatch, tmp_path):
     def crash(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(folders, "write_clip_tokenizer", crash)
+    monkeypatch.setattr(single_file, "write_clip_tokenizer", crash)
     with pytest.raises(sdlab.SdlabError) as err:
         config_folder("sd15", tmp_path)
     assert "could not write the config folder" in one_line(err) and not list(tmp_path.iterdir())

@@ -41,7 +41,7 @@ def _fingerprint(key: str) -> str:
     digest = hashlib.sha256()
     for name in sorted(p.name for p in here.joinpath("configs", key).iterdir() if p.name.endswith(".json")):
         digest.update(here.joinpath("configs", key, name).read_bytes())
-    for name in ("config_folder.py", "clip_tokenizer.py"):
+    for name in ("single_file.py", "clip_tokenizer.py"):
         digest.update(here.joinpath(name).read_bytes())
     return digest.hexdigest()[:12]
 
