@@ -86,6 +86,16 @@ def _config_for(checkpoint: dict, config) -> str | None:
     return str(config_folder(key)) if key else None
 
 
+def _config_hint(folder: str | None, given: bool) -> str:
+    if given:
+        return f"configs from {folder}"
+    if folder:
+        return (f"with sdlab's bundled configs {folder}: if the file is another model's, "
+                "pass config=<a diffusers folder of that model>")
+    return ("diffusers fetches this model's configs from the hub the first time: connect once, "
+            "or pass config=<a diffusers folder of the same model>, or use one")
+
+
 def _from_file(path: Path, allow_pickle: bool, config, **kwargs):
     if path.suffix in PICKLE_SUFFIXES and not allow_pickle:
         raise SdlabError(f"{path} is a pickle checkpoint, which can run code when loaded: convert it to "
@@ -94,14 +104,13 @@ def _from_file(path: Path, allow_pickle: bool, config, **kwargs):
         raise SdlabError(f"{path} is not a checkpoint: expected a .safetensors file or a diffusers folder")
     checkpoint = _safetensors_shapes(path) if path.suffix == ".safetensors" else _pickle_weights(path)
     cls = _single_file_class(path, checkpoint)
-    config = _config_for(checkpoint, config)
+    folder = _config_for(checkpoint, config)
     del checkpoint  # diffusers reads the file again; do not hold a pickle's weights twice
     try:
-        return cls.from_single_file(str(path), **({"config": config} if config else {}), **kwargs)
+        return cls.from_single_file(str(path), **({"config": folder} if folder else {}), **kwargs)
     except Exception as error:
-        hint = (f"configs from {config}" if config else "diffusers fetches this model's configs from the hub "
-                "the first time: connect once, pass config=<a diffusers folder of the same model>, or use one")
-        raise SdlabError(f"could not build a pipeline from {path}: {_first_line(error)} ({hint})") from error
+        raise SdlabError(f"could not build a pipeline from {path}: {_first_line(error)} "
+                         f"({_config_hint(folder, given=config is not None)})") from error
 
 
 def _from_hub(repo_id: str, **kwargs):

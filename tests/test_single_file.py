@@ -96,7 +96,7 @@ def test_bundled_sd15_configs_do_not_fit_other_weights(offline, monkeypatch, ldm
     monkeypatch.setenv("SDLAB_CACHE", str(tmp_path))
     with pytest.raises(sdlab.SdlabError) as err:
         sdlab.load(ldm_file)  # tiny weights, read as SD 1.5 (diffusers' default guess)
-    assert f"configs from {config_folder('sd15')}" in one_line(err)
+    assert f"with sdlab's bundled configs {config_folder('sd15')}" in one_line(err) and "pass config=" in str(err.value)
 
 
 def test_clip_vocabulary_is_openais():
@@ -146,3 +146,11 @@ def test_config_is_only_for_files(pipe_dir):
     with pytest.raises(sdlab.SdlabError) as err:
         sdlab.load(pipe_dir, config=pipe_dir)
     assert "config= applies only to a single checkpoint file" in one_line(err)
+
+
+def test_models_sdlab_does_not_bundle_still_say_how_to_load(offline, tmp_path):
+    path = tmp_path / "inpainting.safetensors"
+    save_file({name: torch.zeros(shape) for name, shape in TELLTALES[None].items()}, path)
+    with pytest.raises(sdlab.SdlabError) as err:
+        sdlab.load(path)
+    assert "fetches this model's configs from the hub" in one_line(err) and "pass config=" in str(err.value)
