@@ -47,6 +47,7 @@ class LayerMap:
     """Probabilities of one layer: `probs[row, step, head, query, key]`, reduced dims kept with size 1."""
     path: str
     kind: str
+    factor: int             # the grid is the latent's (height, width) / factor, rounded up
     grid: tuple[int, int]
     steps: list[int]        # the UNet calls captured; one slot per step when per_step, else their mean
     per_step: bool
@@ -118,15 +119,18 @@ def query_rows(query, grid: tuple[int, int]) -> torch.Tensor | None:
     """Flat query indices of a point (y, x) or region (y0, x0, y1, x1), given as fractions of the image."""
     if query == "all":
         return None
-    h, w = grid
-    if len(query) == 2:
-        query = (query[0], query[1], query[0], query[1])
-    y0, x0, y1, x1 = query
-    if not all(0 <= v <= 1 for v in query) or y1 < y0 or x1 < x0:
-        raise SdlabError(f"query {query} must be fractions of the image in [0, 1], (y, x) or (y0, x0, y1, x1)")
-    rows = range(min(int(y0 * h), h - 1), max(min(math.ceil(y1 * h), h), min(int(y0 * h), h - 1) + 1))
-    cols = range(min(int(x0 * w), w - 1), max(min(math.ceil(x1 * w), w), min(int(x0 * w), w - 1) + 1))
-    return torch.tensor([r * w + c for r in rows for c in cols])
+    ok = isinstance(query, (tuple, list)) and len(query) in (2, 4) and all(0 <= v <= 1 for v in query)
+    y0, x0, y1, x1 = (query * 2)[:4] if ok else (0, 0, -1, -1)
+    if y1 < y0 or x1 < x0:
+        raise SdlabError(f"query {query!r} must be (y, x) or (y0, x0, y1, x1) as fractions of the image, or 'all'")
+    rows, cols = cells(y0, y1, grid[0]), cells(x0, x1, grid[1])
+    return torch.tensor([r * grid[1] + c for r in rows for c in cols])
+
+
+def cells(lo: float, hi: float, n: int) -> range:
+    """Grid cells [floor(lo*n), ceil(hi*n)) of n, at least one: a point picks the cell it falls in."""
+    start = min(int(lo * n), n - 1)
+    return range(start, max(min(math.ceil(hi * n), n), start + 1))
 
 
 def probabilities(attn, q, k, mask, rows: slice, queries) -> torch.Tensor:
@@ -231,7 +235,7 @@ class AttentionCapture:
         self.maps: dict[str, LayerMap] = {}
         self.reducers = {la.path: Reducer(settings.steps == "each") for la in layers}
         self.queries: dict[str, torch.Tensor | None] = {}
-        self.step, self.latent_hw, self.guidance, self.estimate = -1, None, None, None
+        self.step, self.latent_hw, self.estimate = -1, None, None
         self.batch_rows = slice(None)
         self.per_image = 1
 
@@ -264,49 +268,51 @@ class AttentionCapture:
         if len(tokenizers) > 1 and second[0] is not None and second != prompts:
             self.prompts_2 = [tokenize(tokenizers[1], p) for p in second]
 
-    def start_step(self, sample: torch.Tensor):
+    def start_step(self, sample: torch.Tensor, context: torch.Tensor):
         """A UNet call begins: count it, read the latent's shape, and on the first call plan rows and check memory."""
         self.step += 1
         self.latent_hw = tuple(sample.shape[-2:])
         if self.step == 0:
-            self.plan(sample.shape[0])
+            self.plan(sample.shape[0], context.shape[1])
 
-    def plan(self, batch: int):
-        cfg = bool(getattr(self.pipe, "do_classifier_free_guidance", False))
-        self.guidance = getattr(self.pipe, "guidance_scale", None)
+    def plan(self, batch: int, n_keys: int):
+        cfg = bool(getattr(self.pipe, "do_classifier_free_guidance", False))  # the pipeline's own flag, set per call
         half = batch // 2 if cfg else batch
         branches = ["uncond"] * (batch - half) + ["cond"] * half
         rows = [Row(b, i % half, (i % half) // self.per_image) for i, b in enumerate(branches)]
         branch = self.settings.branch
         if branch == "uncond" and not cfg:
-            raise SdlabError("guidance is off (guidance_scale <= 1), so there is no unconditional half; use branch='cond'")
+            raise SdlabError("guidance is off (guidance_scale <= 1), so there is no unconditional half; "
+                             "use branch='cond'")
         self.batch_rows = {"cond": slice(batch - half, batch), "uncond": slice(0, batch - half),
                            "both": slice(0, batch)}[branch]
         self.rows = rows[self.batch_rows]
         for la in self.layers:
-            self.queries[la.path] = None if la.kind == "cross" else query_rows(self.settings.query, la.grid(self.latent_hw))
+            grid = la.grid(self.latent_hw)
+            self.queries[la.path] = None if la.kind == "cross" else query_rows(self.settings.query, grid)
         steps = self.settings.steps
         timesteps = getattr(getattr(self.pipe, "scheduler", None), "timesteps", None)  # set before the first call
         n_steps = len(timesteps) if steps == "each" and timesteps is not None else 1
-        n_keys = max(self.prompts[0].max_length if self.prompts else 77, 1)
         self.estimate = estimate_bytes(self.layers, self.latent_hw, len(self.rows), n_keys, n_steps, self.settings)
         if self.estimate > self.settings.budget:
             raise SdlabError(
-                f"attention capture would need about {self.estimate / GiB:.2f} GiB, over budget={self.settings.budget / GiB:.2f} "
-                "GiB; shrink it with steps='mean', heads='mean', fewer layers or factors, a self-attention query "
-                "instead of 'all', a smaller image, or raise budget")
+                f"attention capture would need about {self.estimate / GiB:.2f} GiB, over budget="
+                f"{self.settings.budget / GiB:.2f} GiB; shrink it with steps='mean', heads='mean', fewer layers or "
+                "factors, a self-attention query instead of 'all', a smaller image, or raise budget")
 
     def finish(self):
         """Turn the reducers into `maps` (also after an interrupted run: what was captured so far)."""
         for la in self.layers:
             red = self.reducers[la.path]
             if red.steps:
-                self.maps[la.path] = LayerMap(la.path, la.kind, la.grid(self.latent_hw), red.steps, red.per_step,
-                                              self.settings.heads, None if la.kind == "cross" else self.settings.query,
-                                              red.result())
+                self.maps[la.path] = LayerMap(
+                    la.path, la.kind, la.factor, la.grid(self.latent_hw), red.steps, red.per_step, self.settings.heads,
+                    None if la.kind == "cross" else self.settings.query, red.result())
 
     def row(self, image: int, branch: str | None) -> int:
-        """Index into a map's row axis of `image` in `branch` (default: the first branch captured)."""
+        """Index into a map's row axis of `image` in `branch` (default: cond when captured)."""
+        if not self.rows:
+            raise SdlabError("nothing captured: run the pipeline inside `with capture_attention(pipe) as cap:`")
         branch = branch or self.rows[-1].branch
         for i, r in enumerate(self.rows):
             if r.branch == branch and r.image == image:
@@ -329,18 +335,21 @@ class AttentionCapture:
         return tokens.indices(word)
 
     def pick(self, kind: str, layers) -> list[LayerMap]:
-        """Captured maps of one kind, optionally only paths / prefixes in `layers`."""
-        maps = [m for m in self.maps.values() if m.kind == kind and (layers is None or any(
-            m.path == p or m.path.startswith(p + ".") for p in ([layers] if isinstance(layers, str) else layers)))]
+        """Captured maps of one kind; `layers` keeps only paths / prefixes, or int downsampling factors."""
+        wanted = None if layers is None else [layers] if isinstance(layers, (str, int)) else list(layers)
+        maps = [m for m in self.maps.values() if m.kind == kind and (wanted is None or any(
+            m.factor == p if isinstance(p, int) else m.path == p or m.path.startswith(p + ".") for p in wanted))]
         if not maps:
-            raise SdlabError(f"no {kind}-attention maps captured for layers={layers!r}; captured: {', '.join(self.maps)}")
+            raise SdlabError(f"no {kind}-attention maps captured for layers={layers!r}; "
+                             f"captured: {', '.join(self.maps) or 'nothing'}")
         return maps
 
     def heatmap(self, word, image: int = 0, branch: str | None = None, layers=None, step: int | None = None,
                 head: int | None = None, size="image", norm: str = "max") -> np.ndarray:
         """Cross-attention of a word (all its tokens, probabilities summed) or token index, as a 2-D array.
 
-        Averaged over the chosen layers (each upsampled bilinearly to `size`), captured steps and heads unless
+        Averaged over the chosen layers (paths, prefixes or factors like [2] for the latent/2 grids; each
+        upsampled bilinearly to `size`), captured steps and heads unless
         `step` / `head` pick one. size: "image", "latent" or (h, w). norm: "max" divides by the maximum,
         "minmax" maps min..max to 0..1, "none" keeps the mean probability (already in [0, 1]).
         """
@@ -385,10 +394,6 @@ class AttentionCapture:
             out = out / out.max()
         return out.clamp(0, 1).numpy()
 
-    def words(self, image: int = 0) -> list[str]:
-        """The prompt's words that survived truncation, in order, for image `image`."""
-        return [w for w, _ in self.prompts[image // self.per_image].mapping()]
-
 
 def check_steps(steps):
     """'mean', 'each', or a sorted list of UNet-call numbers (0-based) to average."""
@@ -410,7 +415,8 @@ def capture_attention(pipe, layers="cross", factors=None, heads: str = "mean", s
     (y0, x0, y1, x1) as fractions of the image, or "all" for every pixel's full map. budget: bytes.
     """
     if heads not in ("mean", "each") or branch not in ("cond", "uncond", "both"):
-        raise SdlabError(f"heads must be 'mean' or 'each' and branch 'cond', 'uncond' or 'both' (got {heads!r}, {branch!r})")
+        raise SdlabError(f"heads must be 'mean' or 'each' and branch 'cond', 'uncond' or 'both' "
+                         f"(got {heads!r}, {branch!r})")
     steps = check_steps(steps)
     unet = getattr(pipe, "unet", pipe)
     chosen = select_layers(unet, layers, factors)
@@ -440,8 +446,9 @@ def install(cap: AttentionCapture, pipe, unet, undo: ExitStack):
         undo.callback(la.module.to_q.register_forward_hook(wrapper.stash("q")).remove)
         undo.callback(la.module.to_k.register_forward_hook(wrapper.stash("k")).remove)
 
-    def unet_pre_hook(module, args, kwargs):
-        cap.start_step(args[0] if args else kwargs["sample"])
+    def unet_pre_hook(module, args, kwargs):  # forward(sample, timestep, encoder_hidden_states, ...)
+        named = dict(zip(("sample", "timestep", "encoder_hidden_states"), args)) | kwargs
+        cap.start_step(named["sample"], named["encoder_hidden_states"])
 
     undo.callback(unet.register_forward_pre_hook(unet_pre_hook, with_kwargs=True).remove)
     if callable(getattr(pipe, "encode_prompt", None)):

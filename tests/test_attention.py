@@ -32,8 +32,9 @@ def qk_reference(random_pipe):
     for path in (LAYER, SELF_LAYER):
         attn = random_pipe.unet.get_submodule(path)
         for name in ("q", "k"):
-            hook = lambda m, a, out, key=(path, name): seen.setdefault(key, []).append(out.detach().double())  # noqa: E731
-            handles.append(getattr(attn, f"to_{name}").register_forward_hook(hook))
+            def keep(module, args, out, key=(path, name)):
+                seen.setdefault(key, []).append(out.detach().double())
+            handles.append(getattr(attn, f"to_{name}").register_forward_hook(keep))
     yield seen
     for h in handles:
         h.remove()
@@ -59,7 +60,8 @@ def test_probabilities_sum_to_one(random_pipe):
         run(random_pipe, steps=2)
     for m in cap.maps.values():
         np.testing.assert_allclose(m.probs.sum(-1), 1, atol=1e-5)
-    assert len(cap.maps) == 32 and cap.maps[LAYER].probs.shape == (1, 2, 8, 4 * 4, 77)  # 64 px -> 8x8 latent -> 4x4 at factor 2
+    # 64 px -> 8x8 latent -> 4x4 at factor 2; (rows, steps, heads, queries, tokens)
+    assert len(cap.maps) == 32 and cap.maps[LAYER].probs.shape == (1, 2, 8, 4 * 4, 77)
 
 
 def test_maps_equal_reference_from_q_and_k(random_pipe, qk_reference):
@@ -118,7 +120,8 @@ def test_restored_after_exception_in_the_body(random_pipe):
 
 def test_budget_refuses_before_the_run_in_one_line(random_pipe):
     before = state(random_pipe)
-    with pytest.raises(SdlabError, match=r"about 0\.\d\d GiB, over budget=0\.00 GiB; shrink it with steps='mean'") as err:
+    with pytest.raises(SdlabError, match=r"about 0\.\d\d GiB, over budget=0\.00 GiB; shrink it with steps='mean'") \
+            as err:
         with capture_attention(random_pipe, steps="each", heads="each", budget=1000) as cap:
             run(random_pipe)
     assert "\n" not in str(err.value) and cap.maps == {} and state(random_pipe) == before
@@ -234,3 +237,49 @@ def test_shape_word_peaks_on_the_drawn_object():
             y, x = np.unravel_index(heat.argmax(), heat.shape)
             hits.append(np.hypot(x - PLACES[place][1], y - PLACES[place][2]) <= 14)
     assert sum(hits) >= 5, hits
+
+
+def test_encoder_attention_mask_is_applied_as_the_processor_does(random_pipe):
+    """A bare UNet called with a key mask: masked tokens get zero probability, the rest still sum to 1."""
+    unet = random_pipe.unet
+    mask = torch.zeros(2, 77)
+    mask[:, :5] = 1
+    args = (torch.randn(2, 4, 8, 8), torch.tensor(10), torch.randn(2, 77, 64))
+    with torch.no_grad(), capture_attention(unet, layers=[LAYER], heads="each") as cap:
+        unet(*args, encoder_attention_mask=mask)
+    probs = cap.maps[LAYER].probs
+    assert [r.branch for r in cap.rows] == ["cond", "cond"] and probs[..., 5:].max() < 1e-6
+    np.testing.assert_allclose(probs[..., :5].sum(-1), 1, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def sdxl_pipe(random_pipe):
+    """A tiny random SDXL pipeline: two text encoders and tokenizers, added time conditions."""
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tok = random_pipe.tokenizer
+    torch.manual_seed(0)
+    cfg = CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                         num_hidden_layers=2, projection_dim=32, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, norm_num_groups=8,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64)
+    return StableDiffusionXLPipeline(vae=random_pipe.vae, text_encoder=CLIPTextModel(cfg), tokenizer=tok,
+                                     text_encoder_2=CLIPTextModelWithProjection(cfg), tokenizer_2=tok, unet=unet,
+                                     scheduler=random_pipe.scheduler, add_watermarker=False)
+
+
+def test_sdxl_two_prompts_and_identical_images(sdxl_pipe):
+    kw = dict(prompt="a red circle", prompt_2="a blue square", negative_prompt="green", steps=2, output_type="np")
+    plain = run(sdxl_pipe, **kw)
+    with capture_attention(sdxl_pipe, branch="both") as cap:
+        captured = run(sdxl_pipe, **kw)
+    assert torch.equal(torch.from_numpy(plain), torch.from_numpy(captured))
+    assert len(cap.maps) == 8 and {m.grid for m in cap.maps.values()} == {(4, 4)}  # down 2, mid 2, up 4; all at 1/2
+    assert cap.tokens.words == ["a", "red", "circle"] and cap.prompts_2[0].words == ["a", "blue", "square"]
+    assert cap.heatmap("square").shape == (64, 64) and cap.heatmap("green", branch="uncond").shape == (64, 64)

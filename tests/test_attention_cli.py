@@ -35,7 +35,8 @@ def test_attend_writes_the_folder_and_generate_the_same_image(model_dir, tmp_pat
     maps = np.load(out / "heatmaps.npz")
     assert list(maps["words"][:3]) == ["a", "red", "circle"] and maps["token_03"].shape == (8, 6)
     np.testing.assert_array_equal(maps["word_02"], maps["token_03"])
-    assert main(["generate", *args(model_dir, "--height", "64", "--width", "48", "--out", str(tmp_path / "g.png"))]) == 0
+    size = ["--height", "64", "--width", "48"]
+    assert main(["generate", *args(model_dir, *size, "--out", str(tmp_path / "g.png"))]) == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "g.png")), np.asarray(Image.open(out / "image.png")))
 
 
