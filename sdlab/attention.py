@@ -321,9 +321,11 @@ class AttentionCapture:
                          + ", ".join(f"{r.branch}:{r.image}" for r in self.rows))
 
     def keys(self, word, row: Row) -> list[int]:
-        """Token indices of a word (or an index) in the prompt this row was conditioned on."""
+        """Token indices of a word, a token index or a list of them, in the prompt this row was conditioned on."""
         if isinstance(word, int):
             return [word]
+        if isinstance(word, (list, tuple)):
+            return [int(i) for i in word]
         if not self.prompts:
             raise SdlabError("the prompt was given as embeddings, so words are unknown; pass token indices")
         tokens = (self.negatives if row.branch == "uncond" else self.prompts)[row.prompt]
@@ -346,7 +348,7 @@ class AttentionCapture:
 
     def heatmap(self, word, image: int = 0, branch: str | None = None, layers=None, step: int | None = None,
                 head: int | None = None, size="image", norm: str = "max") -> np.ndarray:
-        """Cross-attention of a word (all its tokens, probabilities summed) or token index, as a 2-D array.
+        """Cross-attention of a word (all its tokens, probabilities summed), token index or indices, as a 2-D array.
 
         Averaged over the chosen layers (paths, prefixes or factors like [2] for the latent/2 grids; each
         upsampled bilinearly to `size`), captured steps and heads unless

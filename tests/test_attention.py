@@ -12,7 +12,7 @@ LAYER = "down_blocks.1.attentions.0.transformer_blocks.0.attn2"
 SELF_LAYER = "up_blocks.2.attentions.1.transformer_blocks.0.attn1"
 
 
-def run(pipe, prompt=PROMPT, steps=3, size=(64, 64), output_type="latent", **kw):
+def run(pipe, prompt=PROMPT, steps=2, size=(64, 64), output_type="latent", **kw):
     pipe.set_progress_bar_config(disable=True)
     return pipe(prompt, num_inference_steps=steps, height=size[0], width=size[1], output_type=output_type,
                 generator=torch.Generator().manual_seed(0), **kw).images
@@ -94,6 +94,9 @@ def test_self_attention_region_is_mean_of_its_rows(random_pipe):
     rows = [r * 3 + c for r in (1,) for c in (1, 2)]    # rows [1, 2) and columns [1, 3) of the 4x3 grid
     np.testing.assert_allclose(region.maps[SELF_LAYER].probs[0, 0, 0, 0], m.probs[0, 0, 0, rows].mean(0), atol=1e-6)
     assert region.self_attention().shape == (64, 48)
+    assert region.self_attention(layers=[2], size="latent").shape == (8, 6)   # by resolution: the latent/2 grids
+    with pytest.raises(SdlabError, match="no self-attention maps captured for layers=\\[4\\]"):
+        region.self_attention(layers=[4])
 
 
 def test_restored_after_exception_inside_the_run(random_pipe):

@@ -88,18 +88,23 @@ def export(cap, image, folder, meta: dict, words: list | None = None) -> Path:
     folder.mkdir(exist_ok=True)
     tokens = cap.tokens
     mapping = tokens.mapping()
-    arrays = {f"token_{t.index:02d}": cap.heatmap(t.index, size="latent", norm="none") for t in tokens}
-    arrays.update({f"word_{k:02d}": cap.heatmap(w, size="latent", norm="none") for k, (w, _) in enumerate(mapping)})
+    def heat(key):
+        return cap.heatmap(key, branch="cond", size="latent", norm="none")
+
+    arrays = {f"token_{t.index:02d}": heat(t.index) for t in tokens}
+    arrays.update({f"word_{k:02d}": heat(idx) for k, (_, idx) in enumerate(mapping)})
     np.savez_compressed(folder / "heatmaps.npz", tokens=np.array([t.text for t in tokens]),
                         words=np.array([w for w, _ in mapping]), **arrays)
     save_png(as_rgb(image), folder / "image.png")
     for w in words or []:
-        overlay_figure(cap.heatmap(w), image, title=str(w)).savefig(folder / f"overlay_{w}.png", dpi=100)
+        overlay_figure(cap.heatmap(w, branch="cond"), image, title=f"{w} (max-normalised)").savefig(
+            folder / f"overlay_{w}.png", dpi=100)
     record = dict(meta, tokens=[asdict(t) for t in tokens], word_tokens=[[w, idx] for w, idx in mapping],
                   truncation=tokens.truncation_report(), rows=[asdict(r) for r in cap.rows],
                   latent_grid=list(cap.latent_hw), image_size=list(cap.image_hw),
                   reductions=dict(asdict(cap.settings), heatmaps="mean probability over the captured cross-attention "
                                   "layers (each bilinearly upsampled to the latent grid), steps and heads; words sum "
-                                  "their tokens; norm none", branch_exported="cond"))
+                                  "their tokens; norm none; overlays divide by their maximum",
+                                  branch_exported="cond"))
     (folder / "meta.json").write_text(json.dumps(record, indent=1, default=str))
     return folder
