@@ -144,6 +144,15 @@ def architecture_comparison(traces: dict[str, Trace]) -> Figure:
     return fig
 
 
+def first_per_block(maps: dict) -> list[str]:
+    """The first cross-attention layer of each block (down_blocks.1, mid_block, ...): a column per resolution step."""
+    first = {}
+    for path, m in maps.items():
+        if m.kind == "cross":
+            first.setdefault(path.split(".attentions.")[0], path)
+    return list(first.values())
+
+
 def _svg(graph, path: Path) -> Path:
     path.write_bytes(graph.pipe(format="svg"))
     return path
@@ -164,7 +173,9 @@ def write_figures(out="figures", pipe=None, prompt: str = PROMPT, steps: int = 8
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pipe = pipe if pipe is not None else load("tiny")
-    with trace(pipe, ["unet"]) as live, capture_attention(pipe) as cap:  # three instruments, one run
+    with trace(pipe, ["unet"]) as live:  # the diagram shows step 0; tracing every step would only cost time
+        denoise(pipe, prompt, steps=1, seed=seed, decode=False)
+    with capture_attention(pipe) as cap:
         run = denoise(pipe, prompt, steps=steps, seed=seed)
     archs = {key: architecture(key) for key in ("sd15", "sd21", "sdxl")}
     metas = {key: arch.trace() for key, arch in archs.items()}
@@ -173,7 +184,7 @@ def write_figures(out="figures", pipe=None, prompt: str = PROMPT, steps: int = 8
         _svg(unet_diagram(metas["sd15"]), out / "unet_sd15.svg"),
         _svg(unet_diagram(metas["sdxl"]), out / "unet_sdxl.svg"),
         _svg(component_diagram(metas["sd15"], "vae"), out / "vae_sd15.svg"),
-        _png(grid_words_layers(cap, run.image, WORDS), out / "heatmap_grid.png"),
+        _png(grid_words_layers(cap, run.image, WORDS, first_per_block(cap.maps)), out / "heatmap_grid.png"),
         _png(denoising_strip(run), out / "denoising_strip.png"),
         _png(architecture_comparison({archs[k].name: metas[k] for k in archs}), out / "architectures.png"),
     ]

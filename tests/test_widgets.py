@@ -95,8 +95,9 @@ def test_attention_choices_change_the_picture(explorer):
 
 def test_attention_widget_offers_what_was_captured_and_redraws(explorer):
     assert list(explorer.word.options) == ["a", "red", "circle", "on", "the", "left"]
-    assert [v for _, v in explorer.step.options] == [None, 0, 1]
-    assert len(explorer.head.options) == 1 + 8 and explorer.layer.options[0] == ALL
+    assert list(explorer.step.options) == ["mean", 0, 1] and explorer.step.label == "mean"
+    assert list(explorer.head.options) == ["mean", *range(8)] and explorer.head.label == "mean"
+    assert explorer.layer.options[0] == ALL and explorer.choice == Choice("a")
     before = explorer.image_view.value
     explorer.word.value = "left"
     assert explorer.image_view.value != before and explorer.choice.word == "left"

@@ -18,6 +18,7 @@ from ..render.heatmap import overlay, short
 from .export import export_html
 
 ALL = "all layers (mean)"
+MEAN = "mean"  # a Dropdown treats the value None as "nothing selected", so the mean needs a real value
 
 
 @dataclass
@@ -62,6 +63,10 @@ def figure(cap, image, choice: Choice) -> Figure:
     return fig
 
 
+def _or_none(value):
+    return None if value == MEAN else value
+
+
 def overlay_png(cap, image, choice: Choice) -> bytes:
     return png_bytes(figure(cap, image, choice))
 
@@ -71,11 +76,11 @@ class AttentionExplorer:
 
     def __init__(self, cap, image):
         self.cap, self.image = cap, image
-        words = list(dict.fromkeys(cap.words()))
+        words = list(dict.fromkeys(w for w, _ in cap.tokens.mapping()))  # the prompt's words, each once
         self.word = W.Dropdown(options=words, description="word")
         self.layer = W.Dropdown(options=[ALL] + layer_paths(cap), description="layer", layout=W.Layout(width="460px"))
         self.head = W.Dropdown(description="head")
-        self.step = W.Dropdown(options=[("mean", None)] + [(str(s), s) for s in kept_steps(cap)], description="step")
+        self.step = W.Dropdown(options=[MEAN, *kept_steps(cap)], description="step")
         self.opacity = W.FloatSlider(value=0.5, min=0, max=1, step=0.05, description="opacity")
         self.norm = W.ToggleButtons(options=NORMS, description="normalise")
         self.image_view = W.Image(format="png").add_class("sdlab-heatmap")
@@ -86,6 +91,9 @@ class AttentionExplorer:
         controls = W.VBox([self.word, self.layer, self.head, self.step, self.opacity, self.norm])
         self.widget = W.HBox([controls, self.image_view]).add_class("sdlab-attention")
         self.render()
+
+    def _repr_mimebundle_(self, **kwargs):  # the object itself displays as its widget in a notebook
+        return self.widget._repr_mimebundle_(**kwargs)
 
     @classmethod
     def from_pipe(cls, pipe, prompt: str = "a red circle on the left", steps: int = 8, seed: int = 0,
@@ -100,12 +108,13 @@ class AttentionExplorer:
 
     def _heads(self) -> None:
         count = head_count(self.cap, self.layer.value)
-        self.head.options = [("mean", None)] + [(str(h), h) for h in range(count)]
+        self.head.options = [MEAN, *range(count)]
+        self.head.value = MEAN  # a new layer may have fewer heads: start again from their mean
 
     @property
     def choice(self) -> Choice:
-        return Choice(self.word.value, self.layer.value, self.head.value, self.step.value, self.opacity.value,
-                      self.norm.value)
+        return Choice(self.word.value, self.layer.value, _or_none(self.head.value), _or_none(self.step.value),
+                      self.opacity.value, self.norm.value)
 
     def render(self) -> None:
         self.image_view.value = overlay_png(self.cap, self.image, self.choice)

@@ -41,6 +41,9 @@ class DenoisingStepper:
         self.widget.add_class("sdlab-stepper")
         self.render()
 
+    def _repr_mimebundle_(self, **kwargs):  # the object itself displays as its widget in a notebook
+        return self.widget._repr_mimebundle_(**kwargs)
+
     @classmethod
     def from_pipe(cls, pipe, prompt: str = "a red circle on the left", steps: int = 8, seed: int = 0,
                   guidance: float = 7.5) -> "DenoisingStepper":

@@ -105,17 +105,21 @@ class ShapeTracer:
             raise SdlabError("the trace is empty: run the pipeline inside `with sdlab.trace(pipe) as t:` first")
         self.component = W.Dropdown(options=components, value="unet" if "unet" in components else components[0],
                                     description="component")
-        self.tree = W.Select(rows=16, layout=W.Layout(width="360px"))
+        self.tree = W.Select(rows=16, layout=W.Layout(width="470px"))
         self.buttons = {name: self._button(name, row, col) for row, col, name in u_layout(trace, step)}
         self.u = W.GridBox(list(self.buttons.values()),
                            layout=W.Layout(grid_template_columns="repeat(3, 150px)", grid_gap="4px"))
         self.details = W.HTML().add_class("sdlab-details")
         self.diagram = W.HTML(layout=W.Layout(overflow="auto", max_height="640px"))
-        self.widget = W.VBox([self.component, W.HBox([W.VBox([self.tree, self.u]), self.details]), self.diagram])
+        picker = W.VBox([self.tree, self.u], layout=W.Layout(flex="0 0 auto"))  # the details table must not squeeze it
+        self.widget = W.VBox([self.component, W.HBox([picker, self.details]), self.diagram])
         self.widget.add_class("sdlab-tracer")
         self.component.observe(lambda change: self.show_component(change["new"]), "value")
         self.tree.observe(lambda change: change["new"] and self.render(change["new"]), "value")
         self.show_component(self.component.value)
+
+    def _repr_mimebundle_(self, **kwargs):  # the object itself displays as its widget in a notebook
+        return self.widget._repr_mimebundle_(**kwargs)
 
     def _button(self, name: str, row: int, col: int) -> W.Button:
         record = self.trace.get(name, self.step)
