@@ -4,11 +4,10 @@
 >>> CLIPTokenizer.from_pretrained("out/tokenizer")("a photo of a cat").input_ids[:3]   # [49406, 320, 1125]
 """
 import gzip
-import json
 from importlib import resources
 from pathlib import Path
 
-from ..tiny.tokenizer import BOS, EOS, bytes_to_unicode
+from ..tiny.tokenizer import BOS, EOS, bytes_to_unicode, write_bpe_folder
 
 BPE_FILE = "clip_bpe_16e6.txt.gz"  # origin and MIT license: CLIP_BPE_LICENSE.txt
 N_MERGES = 49152 - 256 - 2  # OpenAI's SimpleTokenizer keeps lines[1:N_MERGES + 1]: 49408 tokens in all
@@ -25,19 +24,4 @@ def clip_tables() -> tuple[dict[str, int], list[str]]:
 
 def write_clip_tokenizer(folder, pad_token: str = EOS, max_length: int = 77) -> Path:
     """Write vocab.json, merges.txt and tokenizer_config.json; pad_token is EOS (SD 1.x) or "!" (SD 2.x, SDXL's 2nd)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab, merges = clip_tables()
-    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    config = {
-        "tokenizer_class": "CLIPTokenizer",
-        "model_max_length": max_length,
-        "bos_token": BOS,
-        "eos_token": EOS,
-        "unk_token": EOS,
-        "pad_token": pad_token,
-        "do_lower_case": True,
-    }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
-    return folder
+    return write_bpe_folder(folder, *clip_tables(), pad_token=pad_token, max_length=max_length)

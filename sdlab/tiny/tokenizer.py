@@ -41,21 +41,26 @@ def bpe_tables(words: list[str]) -> tuple[dict[str, int], list[str]]:
     return {tok: i for i, tok in enumerate(vocab)}, list(merges)
 
 
-def write_tokenizer_folder(words: list[str], folder, max_length: int = 77) -> Path:
+def write_bpe_folder(folder, vocab: dict[str, int], merges: list[str], pad_token: str = EOS,
+                     max_length: int = 77) -> Path:
     """Write vocab.json, merges.txt and tokenizer_config.json (padding to `max_length`, as SD's)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    vocab, merges = bpe_tables(words)
-    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
     config = {
         "tokenizer_class": "CLIPTokenizer",
         "model_max_length": max_length,
         "bos_token": BOS,
         "eos_token": EOS,
         "unk_token": EOS,
-        "pad_token": EOS,
+        "pad_token": pad_token,
         "do_lower_case": True,
     }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     return folder
+
+
+def write_tokenizer_folder(words: list[str], folder, max_length: int = 77) -> Path:
+    """The tiny model's tokenizer: every word in `words` one token, anything else in byte pieces."""
+    return write_bpe_folder(folder, *bpe_tables(words), max_length=max_length)
