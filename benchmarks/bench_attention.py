@@ -1,7 +1,7 @@
 """Attention capture's cost: wall-time ratios vs plain runs, and what it holds as steps grow. Prints ratios.
 
->>> python benchmarks/bench_attention.py                 # about 5 minutes on 2 CPU cores
->>> python benchmarks/bench_attention.py --quick         # fewer repeats, smaller SD 1.5 input
+>>> python benchmarks/bench_attention.py                 # about 10 minutes on 2 busy CPU cores
+>>> python benchmarks/bench_attention.py --only sd15 --sd-latent 64   # SD 1.5 at 512 px (about 8 minutes)
 Runs are interleaved (plain, captured, captured, plain, ...) and each ratio is the median of adjacent pairs, so
 background load hits both sides alike. Both CPU time (process_time; with one thread it does not count time lost to
 other processes) and wall time are shown. DAAM is measured when it imports (see daam_note for why it may not).
@@ -68,7 +68,7 @@ def captured(run, pipe, **kw):
     return go
 
 
-def bench_tiny(repeats: int, steps: int):
+def bench_tiny(repeats: int, steps: int) -> None:
     pipe, name = tiny_pipeline()
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     run = generation(pipe, steps, size)
@@ -77,7 +77,6 @@ def bench_tiny(repeats: int, steps: int):
                       ("all cross maps, both halves, every head and step", dict(branch="both", heads="each",
                                                                                  steps="each"))]:
         print(f"  capture/plain = {paired_ratio(run, captured(run, pipe, **kw), repeats)}  [target <= 1.10; {label}]")
-    return pipe, run
 
 
 def bench_sd15_unet(repeats: int, latent: int, batch: int):
@@ -162,15 +161,21 @@ def main():
     parser.add_argument("--sd-latent", type=int, default=None, help="SD 1.5 latent side (64 = 512 px)")
     parser.add_argument("--sd-batch", type=int, default=2, help="2 = one prompt with guidance")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: CPU time is immune to other load)")
+    parser.add_argument("--only", choices=["tiny", "sd15", "memory", "daam"], help="run one part")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 7)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); each ratio = median of {repeats} "
           "adjacent plain/captured pairs")
-    pipe, run = bench_tiny(repeats, steps=20)
-    bench_sd15_unet(max(3, repeats // 2), args.sd_latent or (16 if args.quick else 32), args.sd_batch)
-    bench_memory(pipe, (1, 10, 50))
-    bench_daam(pipe, run, repeats)
+    if args.only in (None, "tiny"):
+        bench_tiny(repeats, steps=20)
+    if args.only in (None, "sd15"):
+        bench_sd15_unet(max(3, repeats // 2), args.sd_latent or (16 if args.quick else 32), args.sd_batch)
+    pipe = tiny_pipeline()[0] if args.only in (None, "memory", "daam") else None
+    if args.only in (None, "memory"):
+        bench_memory(pipe, (1, 10, 50))
+    if args.only in (None, "daam"):
+        bench_daam(pipe, generation(pipe, 20, pipe.unet.config.sample_size * pipe.vae_scale_factor), repeats)
 
 
 if __name__ == "__main__":
