@@ -32,11 +32,18 @@ def leaves(records: list[Record]) -> list[Record]:
     return sorted(inner, key=lambda r: r.index)
 
 
-def component_diagram(trace: Trace, component: str, step: int = 0, depth: int = 2):
-    """The UNet as a U with skip edges; any other component as a chain of its blocks down to `depth`."""
+def component_diagrams(trace: Trace, component: str, step: int = 0, depth: int = 2) -> list:
+    """The UNet as a U with skip edges; any other component as chains of its blocks down to `depth`. The VAE's
+    encoder and decoder are two chains: sampling the latent between them is no module, so no edge can show it."""
     if component == "unet":
-        return unet_diagram(trace, step)
-    return chain_diagram(leaves(trace.select(depth, component, step)), title=component)
+        return [unet_diagram(trace, step)]
+    chain = leaves(trace.select(depth, component, step))
+    if component != "vae":
+        return [chain_diagram(chain, title=component)]
+    encode = [r for r in chain if r.path.split(".")[0] in ("encoder", "quant_conv")]
+    decode = [r for r in chain if r not in encode]
+    return [chain_diagram(part, title=title) for part, title in ((encode, "vae encoder"), (decode, "vae decoder"))
+            if part]
 
 
 def _limit(arrays) -> float:
@@ -183,7 +190,8 @@ def write_figures(out="figures", pipe=None, prompt: str = PROMPT, steps: int = 8
         _svg(unet_diagram(live), out / "unet_tiny.svg"),
         _svg(unet_diagram(metas["sd15"]), out / "unet_sd15.svg"),
         _svg(unet_diagram(metas["sdxl"]), out / "unet_sdxl.svg"),
-        _svg(component_diagram(metas["sd15"], "vae"), out / "vae_sd15.svg"),
+        *[_svg(graph, out / f"vae_{half}_sd15.svg")
+          for graph, half in zip(component_diagrams(metas["sd15"], "vae"), ("encoder", "decoder"))],
         _png(grid_words_layers(cap, run.image, WORDS, first_per_block(cap.maps)), out / "heatmap_grid.png"),
         _png(denoising_strip(run), out / "denoising_strip.png"),
         _png(architecture_comparison({archs[k].name: metas[k] for k in archs}), out / "architectures.png"),

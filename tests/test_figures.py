@@ -5,9 +5,10 @@ import pytest
 
 import sdlab
 from sdlab.cli import main
-from sdlab.figures import leaves, params_by_block, write_figures
+from sdlab.figures import component_diagrams, leaves, params_by_block, write_figures
 
-NAMES = ["unet_tiny.svg", "unet_sd15.svg", "unet_sdxl.svg", "vae_sd15.svg", "heatmap_grid.png",
+NAMES = ["unet_tiny.svg", "unet_sd15.svg", "unet_sdxl.svg", "vae_encoder_sd15.svg", "vae_decoder_sd15.svg",
+         "heatmap_grid.png",
          "denoising_strip.png", "architectures.png"]
 
 
@@ -46,6 +47,12 @@ def test_vae_chain_runs_encoder_then_decoder_once(sd15):
     names = [r.name for r in leaves(sd15.select(2, "vae"))]
     assert names[0] == "vae.encoder.conv_in" and names[-1] == "vae.decoder.conv_out"
     assert names.index("vae.quant_conv") < names.index("vae.post_quant_conv") and len(names) == len(set(names))
+
+
+def test_vae_is_drawn_as_two_chains_so_no_edge_claims_8_channels_enter_the_decoder(sd15):
+    encoder, decoder = (g.source for g in component_diagrams(sd15, "vae"))
+    assert "vae.quant_conv" in encoder and "post_quant_conv" not in encoder and "1x8x64x64" in encoder
+    assert "vae.post_quant_conv" in decoder and "1x8x64x64" not in decoder
 
 
 def test_cli_reports_a_missing_model_in_one_line(tmp_path, capsys):

@@ -15,7 +15,7 @@ from pathlib import Path
 import ipywidgets as W
 
 from ..errors import SdlabError
-from ..figures import component_diagram
+from ..figures import component_diagrams
 from ..render.table import fmt_shape
 from ..trace import Skip, Trace
 from .export import export_html
@@ -85,14 +85,16 @@ def u_layout(trace: Trace, step: int = 0) -> list[tuple[int, int, str]]:
 
 
 def diagram_svg(trace: Trace, component: str, selected: str | None = None, step: int = 0) -> str:
-    """The component's diagram as inline SVG, with the drawn node(s) holding `selected` highlighted."""
-    graph = component_diagram(trace, component, step)
-    drawn = {m.group(1) for line in graph.body if (m := _NODE.match(line))}
-    for node in drawn:
-        if selected and (node == selected or selected.startswith(node + ".") or node.startswith(selected + ".")):
-            graph.node(node, **HIGHLIGHT)
-    svg = graph.pipe(format="svg", encoding="utf-8")
-    return svg[svg.index("<svg"):]
+    """The component's diagrams as inline SVG side by side, the drawn node(s) holding `selected` highlighted."""
+    svgs = []
+    for graph in component_diagrams(trace, component, step):
+        drawn = {m.group(1) for line in graph.body if (m := _NODE.match(line))}
+        for node in drawn:
+            if selected and (node == selected or selected.startswith(node + ".") or node.startswith(selected + ".")):
+                graph.node(node, **HIGHLIGHT)
+        svg = graph.pipe(format="svg", encoding="utf-8")
+        svgs.append(svg[svg.index("<svg"):])
+    return f"<div style='display:flex;gap:24px;align-items:flex-start'>{''.join(svgs)}</div>"
 
 
 class ShapeTracer:
