@@ -63,7 +63,7 @@ def view_html(view: BlockView) -> str:
     """The block view as a small HTML table (escaped)."""
     e = html.escape
     rows = [("block", f"<b>{e(view.name)}</b> ({e(view.type)})"), ("parameters", f"{view.params:,}")]
-    rows += [(f"input {e(k)}", f"<code>{e(v)}</code>") for k, v in view.inputs]
+    rows += [("input" if k == "input" else f"input {e(k)}", f"<code>{e(v)}</code>") for k, v in view.inputs]
     rows.append(("output", f"<code>{e(view.output)}</code>"))
     rows += [("skip in", f"<code>{e(str(s))}</code>") for s in view.skips_in]
     rows += [("skip out", f"<code>{e(str(s))}</code>") for s in view.skips_out]
