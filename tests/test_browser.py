@@ -55,10 +55,10 @@ def wait_for_server(url: str, proc: subprocess.Popen, timeout: float = 60) -> No
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, pipe_dir):
+def lab(tmp_path_factory, request):
     """JupyterLab on a free localhost port, no token, over a temp copy of the two chapters."""
     root = tmp_path_factory.mktemp("lab")
-    model = None if (MODEL_DIR / "model_index.json").is_file() else str(pipe_dir)
+    model = None if (MODEL_DIR / "model_index.json").is_file() else str(request.getfixturevalue("pipe_dir"))
     names = {key: copy_chapter(pattern, root, model) for key, pattern in CHAPTERS.items()}
     settings = root / ".settings"
     tracker = settings / "@jupyterlab" / "notebook-extension"
