@@ -197,6 +197,10 @@ class CapturingProcessor:
             if set(self.qk) != {"q", "k"}:
                 raise SdlabError(f"{type(self.original).__name__} at {self.layer.path} does not call to_q/to_k; "
                                  "capture cannot see its q and k")
+            grid = self.layer.grid(cap.latent_hw)
+            if self.qk["q"].shape[1] != grid[0] * grid[1]:  # the layout assumption, checked against the real shape
+                raise SdlabError(f"{self.layer.path} has {self.qk['q'].shape[1]} queries, not the {grid[0]}x{grid[1]} "
+                                 f"grid of latent {cap.latent_hw} / {self.layer.factor}: this UNet's layout is unknown")
             mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
             probs = probabilities(attn, self.qk["q"], self.qk["k"], mask, cap.batch_rows,
                                   cap.queries[self.layer.path])
