@@ -72,7 +72,7 @@ def _cmd_attend(args) -> int:
 
     from . import capture_attention, load
     from .generate import generate, writable
-    from .render.heatmap import export
+    from .render.heatmap import export, overlay_name
     from .tokens import prompt_tokenizers, tokenize
 
     _request(args, None)
@@ -80,7 +80,7 @@ def _cmd_attend(args) -> int:
     pipe = load(args.model, allow_pickle=args.allow_pickle)
     req = _request(args, pipe)
     tokens = tokenize(prompt_tokenizers(pipe)[0], req.prompt)
-    words = args.word or [w for w, _ in tokens.mapping()]
+    words = list(dict.fromkeys(args.word or [w for w, _ in tokens.mapping()]))
     for w in words:
         tokens.indices(w)  # an unknown word fails here, before anything is written
     with capture_attention(pipe) as cap:
@@ -89,8 +89,7 @@ def _cmd_attend(args) -> int:
     export(cap, image, out, meta, words)
     if tokens.truncated:
         print(f"note: {tokens.truncation_report()}", file=sys.stderr)
-    print(f"wrote {out}/ image.png heatmaps.npz meta.json " + " ".join(f"overlay_{w}.png" for w in words),
-          file=sys.stderr)
+    print(f"wrote {out}/ image.png heatmaps.npz meta.json " + " ".join(map(overlay_name, words)), file=sys.stderr)
     return 0
 
 

@@ -26,10 +26,10 @@ def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
 
 def leaves(records: list[Record]) -> list[Record]:
     """The innermost records, first call of each name, in call order: a chain that covers the run once."""
-    first = list({r.name: r for r in reversed(records)}.values())[::-1]
-    names = {r.name for r in first}
-    inner = [r for r in first if not any(n.startswith(r.name + ".") for n in names)]
-    return sorted(inner, key=lambda r: r.index)
+    first: dict[str, Record] = {}
+    for r in sorted(records, key=lambda r: r.index):
+        first.setdefault(r.name, r)
+    return [r for r in first.values() if not any(n.startswith(r.name + ".") for n in first)]
 
 
 def component_diagrams(trace: Trace, component: str, step: int = 0, depth: int = 2) -> list:
@@ -76,7 +76,7 @@ def step_figure(run, index: int, channel: int = 0, image: int = 0) -> Figure:
     maps = [("cond", s.cond, limit), ("guided", s.guided, limit)]
     if s.uncond is not None:  # the difference is small beside the predictions: it gets its own scale
         maps = [("uncond", s.uncond, limit), *maps,
-                ("cond - uncond*", s.cond - s.uncond, _limit(t.cond - t.uncond for t in run.steps))]
+                ("cond - uncond\n(own colour scale)", s.cond - s.uncond, _limit(t.cond - t.uncond for t in run.steps))]
     for ax, (name, pred, lim) in zip(axes[2], maps):
         _map(ax, pred[image, channel], lim, f"{kind} {name} ch {channel}")
     for ax in axes[2, len(maps):]:
