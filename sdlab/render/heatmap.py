@@ -4,6 +4,7 @@
 >>> export(cap, image, "out/attend", {"model": "tiny", "seed": 0, "steps": 20, "guidance": 7.5})
 """
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -78,6 +79,11 @@ def grid_words_steps(cap, image, words: list, steps: list[int] | None = None, **
                 lambda i, j: cap.heatmap(words[i], step=steps[j], **heatmap_kw), image)
 
 
+def overlay_name(word) -> str:
+    """overlay_circle.png; characters a file name cannot hold become '_' ('left/right' -> overlay_left_right.png)."""
+    return "overlay_" + re.sub(r"[^\w-]", "_", str(word)) + ".png"
+
+
 def export(cap, image, folder, meta: dict, words: list | None = None) -> Path:
     """Write image.png, heatmaps.npz and meta.json (plus overlay_<word>.png per word) into `folder`.
 
@@ -96,9 +102,9 @@ def export(cap, image, folder, meta: dict, words: list | None = None) -> Path:
     np.savez_compressed(folder / "heatmaps.npz", tokens=np.array([t.text for t in tokens]),
                         words=np.array([w for w, _ in mapping]), **arrays)
     save_png(as_rgb(image), folder / "image.png")
-    for w in words or []:
+    for w in dict.fromkeys(words or []):
         overlay_figure(cap.heatmap(w, branch="cond"), image, title=f"{w} (max-normalised)").savefig(
-            folder / f"overlay_{w}.png", dpi=100)
+            folder / overlay_name(w), dpi=100)
     record = dict(meta, tokens=[asdict(t) for t in tokens], word_tokens=[[w, idx] for w, idx in mapping],
                   truncation=tokens.truncation_report(), rows=[asdict(r) for r in cap.rows],
                   latent_grid=list(cap.latent_hw), image_size=list(cap.image_hw),
