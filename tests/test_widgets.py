@@ -71,6 +71,10 @@ def test_tracer_widget_responds_to_a_click_and_to_the_tree(traced):
     assert [b.button_style for b in tracer.buttons.values()].count("warning") == 1
     tracer.tree.value = "unet.up_blocks.2.resnets.0"
     assert "unet.up_blocks.2.resnets.0" in tracer.details.value and tracer.buttons["unet.up_blocks.2"].button_style
+    tracer.select("unet.up_blocks.2.attentions.0.transformer_blocks.0.attn2")  # deeper than the tree: it deepens
+    assert tracer.depth.value == 4 and "input encoder_hidden_states" in tracer.details.value  # K, V from the text
+    tracer.depth.value = 1  # a shallower tree drops the choice and falls back to the component
+    assert tracer.tree.value == "unet"
     tracer.select("vae.decoder.up_blocks.0")
     assert tracer.component.value == "vae" and tracer.u.layout.display == "none"
     with pytest.raises(SdlabError, match="no record named"):
@@ -101,6 +105,7 @@ def test_attention_widget_offers_what_was_captured_and_redraws(explorer):
     before = explorer.image_view.value
     explorer.word.value = "left"
     assert explorer.image_view.value != before and explorer.choice.word == "left"
+    assert "5:the <b>6:left</b> 7:&lt;|endoftext|&gt;" in explorer.tokens.value and "+ 69 padding" in explorer.tokens.value
     with pytest.raises(SdlabError, match="not in the prompt"):
         overlay_png(explorer.cap, explorer.image, Choice("triangle"))
 

@@ -6,6 +6,7 @@
 `ex.export("attention.html")` writes a static page: one precomputed overlay per word (at the current layer,
 head, step, opacity and normalisation), picked by a dropdown in the browser without a kernel.
 """
+import html
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -63,6 +64,15 @@ def figure(cap, image, choice: Choice) -> Figure:
     return fig
 
 
+def tokens_html(tokens, word: str) -> str:
+    """The prompt's tokens with their indices, the chosen word's token(s) in bold: a word may be several tokens."""
+    chosen = set(tokens.indices(word))
+    shown = [t for t in tokens if t.kind != "pad"]
+    texts = [f"{t.index}:{html.escape(t.text.removesuffix('</w>'))}" for t in shown]  # </w> only ends a word
+    cells = [f"<b>{text}</b>" if t.index in chosen else text for t, text in zip(shown, texts)]
+    return f"<code>{' '.join(cells)}</code> + {len(tokens) - len(shown)} padding"
+
+
 def _or_none(value):
     return None if value == MEAN else value
 
@@ -84,11 +94,12 @@ class AttentionExplorer:
         self.opacity = W.FloatSlider(value=0.5, min=0, max=1, step=0.05, description="opacity")
         self.norm = W.ToggleButtons(options=NORMS, description="normalise")
         self.image_view = W.Image(format="png").add_class("sdlab-heatmap")
+        self.tokens = W.HTML()
         self._heads()
         for control in (self.word, self.head, self.step, self.opacity, self.norm):
             control.observe(lambda _: self.render(), "value")
         self.layer.observe(lambda _: (self._heads(), self.render()), "value")
-        controls = W.VBox([self.word, self.layer, self.head, self.step, self.opacity, self.norm])
+        controls = W.VBox([self.word, self.tokens, self.layer, self.head, self.step, self.opacity, self.norm])
         self.widget = W.HBox([controls, self.image_view]).add_class("sdlab-attention")
         self.render()
 
@@ -117,6 +128,7 @@ class AttentionExplorer:
                       self.opacity.value, self.norm.value)
 
     def render(self) -> None:
+        self.tokens.value = tokens_html(self.cap.tokens, self.word.value)
         self.image_view.value = overlay_png(self.cap, self.image, self.choice)
 
     def export(self, path) -> Path:

@@ -107,6 +107,7 @@ class ShapeTracer:
             raise SdlabError("the trace is empty: run the pipeline inside `with sdlab.trace(pipe) as t:` first")
         self.component = W.Dropdown(options=components, value="unet" if "unet" in components else components[0],
                                     description="component")
+        self.depth = W.BoundedIntText(value=2, min=1, max=8, description="depth", layout=W.Layout(width="170px"))
         self.tree = W.Select(rows=16, layout=W.Layout(width="470px"))
         self.buttons = {name: self._button(name, row, col) for row, col, name in u_layout(trace, step)}
         self.u = W.GridBox(list(self.buttons.values()),
@@ -114,9 +115,10 @@ class ShapeTracer:
         self.details = W.HTML().add_class("sdlab-details")
         self.diagram = W.HTML(layout=W.Layout(overflow="auto", max_height="640px"))
         picker = W.VBox([self.tree, self.u], layout=W.Layout(flex="0 0 auto"))  # the details table must not squeeze it
-        self.widget = W.VBox([self.component, W.HBox([picker, self.details]), self.diagram])
+        self.widget = W.VBox([W.HBox([self.component, self.depth]), W.HBox([picker, self.details]), self.diagram])
         self.widget.add_class("sdlab-tracer")
         self.component.observe(lambda change: self.show_component(change["new"]), "value")
+        self.depth.observe(lambda _: self.show_component(self.component.value, keep=self.tree.value), "value")
         self.tree.observe(lambda change: change["new"] and self.render(change["new"]), "value")
         self.show_component(self.component.value)
 
@@ -130,22 +132,22 @@ class ShapeTracer:
         button.on_click(lambda _: self.select(name))
         return button.add_class("sdlab-stage")
 
-    def show_component(self, component: str) -> None:
-        """List the component's blocks, show the U only for the UNet, and select the first (the component itself,
-        unless only part of it ran: a pipeline calls vae.decode, never the vae)."""
-        self.tree.options = tree(self.trace, component, step=self.step)
+    def show_component(self, component: str, keep: str | None = None) -> None:
+        """List the component's blocks down to the chosen depth, show the U only for the UNet, and select `keep`
+        if listed, else the first (the component itself, unless only part ran: a pipeline calls vae.decode)."""
+        options = tree(self.trace, component, self.depth.value, self.step)
+        self.tree.options = options
         self.u.layout.display = None if component == "unet" else "none"
-        self.tree.value = self.tree.options[0][1]
+        self.tree.value = keep if keep in {n for _, n in options} else options[0][1]
 
     def select(self, name: str) -> None:
         """Select a block by name (what a click on a stage or the tree does)."""
         component = name.split(".")[0]
         if component not in self.component.options:
             raise SdlabError(f"no component {component!r} in this trace: choose from {', '.join(self.component.options)}")
+        record = self.trace.get(name, self.step)  # a one-line error for a name that does not exist
         self.component.value = component
-        if name not in {n for _, n in self.tree.options}:
-            self.trace.get(name, self.step)  # a one-line error for a name that does not exist
-            self.tree.options = [*self.tree.options, (name, name)]  # deeper than the tree: list it too
+        self.depth.value = max(self.depth.value, record.depth)  # deep enough for the tree to list it
         self.tree.value = name
 
     def render(self, name: str) -> None:
