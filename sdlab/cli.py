@@ -33,6 +33,11 @@ def _cmd_trace(args) -> int:
         target = load(args.model, allow_pickle=args.allow_pickle)
         with trace(target, _components(args.component, components_of(target))) as t:
             target(args.prompt, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0))
+    if args.params:
+        from .render.params import param_summary
+
+        for name in _components(args.component, components_of(target)):
+            print(f"{name}\n{param_summary(components_of(target)[name], depth=args.depth)}")
     if args.diagram:
         path = unet_diagram(t).render(outfile=args.diagram, cleanup=True)
         print(f"wrote {path}", file=sys.stderr)
@@ -135,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--component", default="all", choices=["all", "unet", "vae", "text_encoder", "text_encoder_2"])
     p.add_argument("--depth", type=int, default=1, help="0 components, 1 stages, 2 blocks, 3+ layers")
     p.add_argument("--json", action="store_true", help="print every record as JSON")
+    p.add_argument("--params", action="store_true", help="also print parameters by block (torchinfo)")
     p.add_argument("--diagram", metavar="FILE.svg", help="also draw the UNet as a U (svg, png or pdf)")
     p.add_argument("--prompt", default=PROMPT, help="with --model: the prompt of the short generation")
     p.add_argument("--steps", type=int, default=2, help="with --model: denoising steps")

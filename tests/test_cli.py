@@ -44,3 +44,9 @@ def test_unknown_arch_is_rejected_by_argparse():
     with pytest.raises(SystemExit) as exit_:
         main(["trace", "--arch", "sd3"])
     assert exit_.value.code == 2
+
+
+def test_trace_params_prints_torchinfo_counts(capsys):
+    assert main(["trace", "--arch", "sd21", "--component", "unet", "--params"]) == 0
+    text = capsys.readouterr().out
+    assert "Total params: 865,910,724" in text and "(down_blocks)" in text
