@@ -30,6 +30,7 @@ class DenoisingStepper:
         if not run.steps:
             raise SdlabError("the run recorded no steps: call the pipeline inside `with record_denoising(pipe)`")
         self.run = run
+        self.pngs: dict[tuple[int, int], bytes] = {}  # (step, channel) -> figure: scrubbing back is instant
         self.step = W.IntSlider(value=0, min=0, max=len(run.steps) - 1, description="step",
                                 continuous_update=False)
         self.channel = W.Dropdown(options=range(run.steps[0].latent.shape[1]), description="channel")
@@ -53,11 +54,16 @@ class DenoisingStepper:
     def render(self) -> None:
         s = self.run.steps[self.step.value]
         self.label.value = f"timestep <b>{s.timestep}</b>"
-        self.image_view.value = step_png(self.run, self.step.value, self.channel.value)
+        self.image_view.value = self.png(self.step.value, self.channel.value)
+
+    def png(self, index: int, channel: int) -> bytes:
+        if (index, channel) not in self.pngs:
+            self.pngs[index, channel] = step_png(self.run, index, channel)
+        return self.pngs[index, channel]
 
     def export(self, path) -> Path:
         """A standalone page: a slider over every step's precomputed figure."""
-        views = [W.Image(value=step_png(self.run, i, self.channel.value), format="png")
+        views = [W.Image(value=self.png(i, self.channel.value), format="png")
                  for i in range(len(self.run.steps))]
         selector = W.IntSlider(value=0, min=0, max=len(views) - 1, description="step")
         return export_html(path, "sdlab denoising stepper", selector, "value", views)
