@@ -419,6 +419,7 @@ def capture_attention(pipe, layers="cross", factors=None, heads: str = "mean", s
     at latent/factor. heads: "mean" or "each". steps: "mean", "each", or a range/list of UNet calls (averaged).
     branch: "cond", "uncond" or "both" halves of classifier-free guidance. query (self-attention): (y, x) or
     (y0, x0, y1, x1) as fractions of the image, or "all" for every pixel's full map. budget: bytes.
+    Steps are UNet calls counted from the block's start: run the pipeline once per block.
     """
     if heads not in ("mean", "each") or branch not in ("cond", "uncond", "both"):
         raise SdlabError(f"heads must be 'mean' or 'each' and branch 'cond', 'uncond' or 'both' "
