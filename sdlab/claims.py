@@ -126,8 +126,10 @@ def _down_interleaved() -> Verdict:
 def _down_attention_last() -> Verdict:
     order = _children(_trace("sd15"), "unet", "down_blocks.0")
     kinds = [name.split(".")[0] for name in order]
+    alternate = all(a != b for a, b in zip(kinds, kinds[1:]))
     return Verdict(kinds == ["resnets"] * kinds.count("resnets") + ["attentions", "downsamplers"],
-                   f"down_blocks.0 calls {_arrow(order)}: {kinds.count('attentions')} attention layers, interleaved")
+                   f"down_blocks.0 calls {_arrow(order)}: {kinds.count('attentions')} attention layers, "
+                   f"{'alternating with' if alternate else 'grouped after'} the ResNets")
 
 
 @claim("last-down-downsamples", "000", "sd15", "The last down block (DownBlock2D) has no attention and downsamples "
@@ -136,8 +138,10 @@ def _last_down() -> Verdict:
     t = _trace("sd15")
     order = _children(t, "unet", "down_blocks.3")
     before, after = _shape(t, "unet.down_blocks.3", "inputs"), _shape(t, "unet.down_blocks.3")
+    has = [kind for kind in ("attentions", "downsamplers") if any(c.startswith(kind) for c in order)]
     return Verdict("downsamplers.0" in order and after[-1] < before[-1],
-                   f"down_blocks.3 calls {_arrow(order)}; {_fmt(before)} -> {_fmt(after)}: no attention, no downsampler")
+                   f"down_blocks.3 calls {_arrow(order)}; {_fmt(before)} -> {_fmt(after)}; "
+                   f"has {' and '.join(has) or 'neither attention nor downsampler'}")
 
 
 @claim("mid-block", "002", "sd15", "The mid block is ResNet -> Transformer -> ResNet on 1x1280x8x8, "
@@ -155,9 +159,10 @@ def _temb_320() -> Verdict:
     t = _trace("sd15")
     resnets = [r for r in t.select(component="unet") if r.type == "ResnetBlock2D"]
     widths = sorted({_fmt(r.inputs["temb"]) for r in resnets})
-    return Verdict(widths == ["1x320"], f"all {len(resnets)} ResNets get temb {', '.join(widths)} (time_proj's "
-                   f"{_fmt(_shape(t, 'unet.time_proj'))} is lifted by time_embedding); each time_emb_proj maps it "
-                   "to the block's channels")
+    projected = sorted({_shape(t, f"unet.{r.path}.time_emb_proj")[1] for r in resnets})
+    return Verdict(widths == ["1x320"], f"all {len(resnets)} ResNets get temb {', '.join(widths)} (time_proj "
+                   f"{_fmt(_shape(t, 'unet.time_proj'))} -> time_embedding {_fmt(_shape(t, 'unet.time_embedding'))}); "
+                   f"their time_emb_proj outputs {projected} channels")
 
 
 @claim("time-mlp", "000", "sd15", "time_proj makes a 320-wide sinusoidal code; time_embedding (Linear 320 -> 1280, "
@@ -177,8 +182,9 @@ def _temb_after_conv2() -> Verdict:
     t = _trace("sd15")
     calls = [r.path.split(".")[-1] for r in t.select(component="unet", path="down_blocks.0.resnets.0")][1:]
     layers = [c for c in calls if c in ("conv1", "time_emb_proj", "norm2", "conv2")]
+    where = "after conv2" if layers.index("time_emb_proj") > layers.index("conv2") else "between conv1 and conv2"
     return Verdict(calls.index("time_emb_proj") > calls.index("conv2"),
-                   f"down_blocks.0.resnets.0 calls {_arrow(layers)}: the time embedding is added between the convs")
+                   f"down_blocks.0.resnets.0 calls {_arrow(layers)}: the time embedding enters {where}")
 
 
 @claim("up-transposed-conv", "001", "sd15", "The UNet upsamples with transposed convolutions.")
@@ -279,10 +285,10 @@ def _vae_down_channels() -> Verdict:
     t = _trace("sd15")
     downs = [r for r in t.select(component="vae") if r.type == "Downsample2D"]
     pairs = [(first_shape(r.inputs)[1], first_shape(r.outputs)[1]) for r in downs]
-    raise_ = [_shape(t, f"vae.encoder.down_blocks.{i}.resnets.0", "inputs")[1] for i in (1, 2)]
-    return Verdict(any(a != b for a, b in pairs), "downsamplers keep channels: "
-                   + ", ".join(f"{a}->{b}" for a, b in pairs) + "; the next block's resnets.0 raises them: "
-                   + ", ".join(f"{c}->{2 * c}" for c in raise_))
+    grown = [(_shape(t, f"vae.encoder.down_blocks.{i}.resnets.0", "inputs")[1],
+              _shape(t, f"vae.encoder.down_blocks.{i}.resnets.0")[1]) for i in (1, 2)]
+    return Verdict(any(a != b for a, b in pairs), "Downsample2D channels: " + ", ".join(f"{a}->{b}" for a, b in pairs)
+                   + "; the next block's resnets.0: " + ", ".join(f"{a}->{b}" for a, b in grown))
 
 
 @claim("vae-asymmetric-pad", "003", "sd15", "Before each stride-2 conv the VAE encoder pads only the right and "
@@ -292,10 +298,11 @@ def _vae_pad() -> Verdict:
     record = next(r for r in t.select(component="vae") if r.type == "Downsample2D")
     x = torch.randn(1, first_shape(record.inputs)[1], 6, 6)
     seen = conv_input(_arch("sd15").components["vae"].get_submodule(record.path), x)
-    ok = seen.shape[-1] == 7 and torch.equal(seen[..., :6, :6], x) and not seen[..., 6, :].any() \
-        and not seen[..., :, 6].any()
-    return Verdict(ok, f"{record.path}.conv gets {_fmt(_shape(t, 'vae.' + record.path + '.conv', 'inputs'))} for a "
-                   f"{_fmt(first_shape(record.inputs))} input; the added row and column are the last ones, zeros")
+    kept_top_left = seen.shape[-1] == 7 and torch.equal(seen[..., :6, :6], x)
+    zeros = kept_top_left and not seen[..., 6, :].any() and not seen[..., :, 6].any()
+    return Verdict(zeros, f"{record.path}.conv gets {_fmt(_shape(t, 'vae.' + record.path + '.conv', 'inputs'))} for a "
+                   f"{_fmt(first_shape(record.inputs))} input; a 6x6 map arrives as {seen.shape[-2]}x{seen.shape[-1]}, "
+                   f"{'input at top left, zeros in the last row and column' if zeros else 'padded elsewhere'}")
 
 
 @claim("vae-no-attention", "000", "sd15", "The VAE has no attention.")

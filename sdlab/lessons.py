@@ -77,8 +77,8 @@ def seconds(module: torch.nn.Module, *args, repeats: int = 3) -> float:
 def cost_curve(attention: torch.nn.Module, resnet, sides, temb_dim: int, timed: bool = False) -> list[Cost]:
     """Attention on side^2 tokens vs a ResNet on a side x side map, for each side; wall time too when `timed`.
 
-    >>> unet = sdlab.architecture("sd15").components["unet"]
-    >>> cost_curve(unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1, unet.down_blocks[0].resnets[0], [32, 64], 1280)
+    >>> block = sdlab.architecture("sd15").components["unet"].down_blocks[0]
+    >>> cost_curve(block.attentions[0].transformer_blocks[0].attn1, block.resnets[0], [32, 64], 1280)
     """
     device = next(attention.parameters()).device
     channels = resnet.conv1.in_channels
