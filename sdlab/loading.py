@@ -127,13 +127,18 @@ def _from_hub(repo_id: str, **kwargs):
 def load(source: str | Path = "tiny", *, allow_pickle: bool = False, config: str | Path | None = None, **kwargs):
     """A diffusers pipeline from "tiny" (the embedded default), a folder, a .safetensors file, or a hub id.
 
-    Extra keyword arguments (torch_dtype=...) go to diffusers. Pickle files load only with allow_pickle=True.
+    Extra keyword arguments go to diffusers; torch_dtype defaults to float32 (pass torch.float16 on a GPU).
+    Pickle files load only with allow_pickle=True.
     A single file of SD 1.5, 2.1 or SDXL loads offline with sdlab's bundled configs; for other models pass
     config=<a diffusers folder of the same model> (or connect once so diffusers can fetch them).
     """
     if config is not None and not Path(source).expanduser().is_file():
         raise SdlabError(f"config= applies only to a single checkpoint file, and {source} is none: drop config= "
                          "(folders, hub ids and 'tiny' bring their own configs) or check the file's path")
+    import torch
+
+    # One dtype for every component: transformers keeps a text encoder in its saved dtype, diffusers does not.
+    kwargs.setdefault("torch_dtype", torch.float32)
     if str(source) == "tiny":
         from .tiny import MODEL_DIR
 

@@ -102,3 +102,15 @@ def test_hub_id_offline_says_so(monkeypatch):
         sdlab.load("someone/not-a-cached-model")
     assert "could not fetch 'someone/not-a-cached-model' from the Hugging Face hub" in one_line(err)
     assert "offline?" in str(err.value)
+
+
+def test_half_precision_folder_loads_in_one_dtype(tmp_path):
+    from sdlab.tiny.config import WORDS, build_pipeline
+    from sdlab.tiny.tokenizer import write_tokenizer_folder
+
+    build_pipeline(tmp_path / "tokenizer").to(torch.float16).save_pretrained(tmp_path / "half")
+    (tmp_path / "half" / "tokenizer" / "tokenizer.json").unlink(missing_ok=True)
+    write_tokenizer_folder(WORDS, tmp_path / "half" / "tokenizer")
+    pipe = sdlab.load(tmp_path / "half")
+    assert {p.dtype for c in (pipe.unet, pipe.vae, pipe.text_encoder) for p in c.parameters()} == {torch.float32}
+    assert image(pipe).shape == (1, 64, 64, 3)
