@@ -170,29 +170,44 @@ def _png(fig: Figure, path: Path) -> Path:
     return path
 
 
-def write_figures(out="figures", pipe=None, prompt: str = PROMPT, steps: int = 8, seed: int = 0) -> list[Path]:
-    """Regenerate every figure from one seeded run of `pipe` (default: the embedded tiny model) and the meta
-    architectures; the same inputs give the same files. tiny_samples.png and tiny_heatmaps.png (the trainer's) stay."""
-    from . import architecture, capture_attention, load, trace
+def write_model_figures(out: Path, pipe, prompt: str = PROMPT, steps: int = 8, seed: int = 0) -> list[Path]:
+    """The figures of one seeded run of `pipe`: its UNet with live shapes, heatmap grid, denoising strip."""
+    from . import capture_attention, trace
     from .denoising import denoise
     from .render.heatmap import grid_words_layers
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    pipe = pipe if pipe is not None else load("tiny")
     with trace(pipe, ["unet"]) as live:  # the diagram shows step 0; tracing every step would only cost time
         denoise(pipe, prompt, steps=1, seed=seed, decode=False)
     with capture_attention(pipe) as cap:
         run = denoise(pipe, prompt, steps=steps, seed=seed)
+    return [
+        _svg(unet_diagram(live), out / "unet_tiny.svg"),
+        _png(grid_words_layers(cap, run.image, WORDS, first_per_block(cap.maps)), out / "heatmap_grid.png"),
+        _png(denoising_strip(run), out / "denoising_strip.png"),
+    ]
+
+
+def write_meta_figures(out: Path) -> list[Path]:
+    """The figures of the full-size architectures on meta: UNet and VAE diagrams, parameters compared."""
+    from . import architecture
+
     archs = {key: architecture(key) for key in ("sd15", "sd21", "sdxl")}
     metas = {key: arch.trace() for key, arch in archs.items()}
     return [
-        _svg(unet_diagram(live), out / "unet_tiny.svg"),
         _svg(unet_diagram(metas["sd15"]), out / "unet_sd15.svg"),
         _svg(unet_diagram(metas["sdxl"]), out / "unet_sdxl.svg"),
         *[_svg(graph, out / f"vae_{half}_sd15.svg")
           for graph, half in zip(component_diagrams(metas["sd15"], "vae"), ("encoder", "decoder"))],
-        _png(grid_words_layers(cap, run.image, WORDS, first_per_block(cap.maps)), out / "heatmap_grid.png"),
-        _png(denoising_strip(run), out / "denoising_strip.png"),
         _png(architecture_comparison({archs[k].name: metas[k] for k in archs}), out / "architectures.png"),
     ]
+
+
+def write_figures(out="figures", pipe=None, prompt: str = PROMPT, steps: int = 8, seed: int = 0) -> list[Path]:
+    """Regenerate every figure from one seeded run of `pipe` (default: the embedded tiny model) and the meta
+    architectures; the same inputs give the same files. tiny_samples.png and tiny_heatmaps.png (the trainer's) stay."""
+    from . import load
+
+    pipe = pipe if pipe is not None else load("tiny")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return write_model_figures(out, pipe, prompt, steps, seed) + write_meta_figures(out)
