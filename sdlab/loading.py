@@ -135,10 +135,15 @@ def load(source: str | Path = "tiny", *, allow_pickle: bool = False, config: str
     if config is not None and not Path(source).expanduser().is_file():
         raise SdlabError(f"config= applies only to a single checkpoint file, and {source} is none: drop config= "
                          "(folders, hub ids and 'tiny' bring their own configs) or check the file's path")
-    import torch
+    pipe = _pipeline(source, allow_pickle, config, **kwargs)
+    if "torch_dtype" not in kwargs:  # one dtype everywhere: transformers keeps a text encoder's saved dtype
+        import torch
 
-    # One dtype for every component: transformers keeps a text encoder in its saved dtype, diffusers does not.
-    kwargs.setdefault("torch_dtype", torch.float32)
+        pipe.to(torch.float32)
+    return pipe
+
+
+def _pipeline(source, allow_pickle: bool, config, **kwargs):
     if str(source) == "tiny":
         from .tiny import MODEL_DIR
 

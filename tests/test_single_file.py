@@ -1,6 +1,7 @@
 """Single-file (LDM format) checkpoints load offline: sdlab writes the diffusers configs diffusers would fetch."""
 import json
 import socket
+from unittest.mock import MagicMock
 
 import pytest
 import torch
@@ -86,7 +87,7 @@ def test_load_passes_the_bundled_folder_to_diffusers(offline, monkeypatch, tmp_p
     path = tmp_path / f"{key}.safetensors"
     save_file({name: torch.zeros(1, shape[-1]) for name, shape in TELLTALES[key].items()}, path)
     calls = []
-    monkeypatch.setattr(cls, "from_single_file", classmethod(lambda c, *args, **kw: calls.append((c, args, kw))))
+    monkeypatch.setattr(cls, "from_single_file", classmethod(lambda c, *args, **kw: calls.append((c, args, kw)) or MagicMock()))
     sdlab.load(path)
     assert calls == [(cls, (str(path),), {"config": str(config_folder(key))})]
     assert config_folder(key).parent == tmp_path / "cache" / "configs"
