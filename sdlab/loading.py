@@ -5,6 +5,7 @@
 """
 import json
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import SdlabError
@@ -124,6 +125,23 @@ def _from_hub(repo_id: str, **kwargs):
                          ) from error
 
 
+@contextmanager
+def _quiet_loading():
+    """No 'Loading pipeline components' bars: they say nothing a learner needs, and clutter every notebook."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    were = [(lib, lib.is_progress_bar_enabled()) for lib in (diffusers_logging, transformers_logging)]
+    for lib, _ in were:
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, enabled in were:
+            if enabled:
+                lib.enable_progress_bar()
+
+
 def load(source: str | Path = "tiny", *, allow_pickle: bool = False, config: str | Path | None = None, **kwargs):
     """A diffusers pipeline from "tiny" (the embedded default), a folder, a .safetensors file, or a hub id.
 
@@ -135,11 +153,14 @@ def load(source: str | Path = "tiny", *, allow_pickle: bool = False, config: str
     if config is not None and not Path(source).expanduser().is_file():
         raise SdlabError(f"config= applies only to a single checkpoint file, and {source} is none: drop config= "
                          "(folders, hub ids and 'tiny' bring their own configs) or check the file's path")
-    pipe = _pipeline(source, allow_pickle, config, **kwargs)
+    with _quiet_loading():
+        pipe = _pipeline(source, allow_pickle, config, **kwargs)
     if "torch_dtype" not in kwargs:  # one dtype everywhere: transformers keeps a text encoder's saved dtype
         import torch
 
-        pipe.to(torch.float32)
+        for module in pipe.components.values():
+            if isinstance(module, torch.nn.Module) and module.dtype != torch.float32:
+                module.to(torch.float32)
     return pipe
 
 
