@@ -26,7 +26,7 @@ def test_stages_run_resume_and_export_a_loadable_folder(tmp_path, capsys):
 
     capsys.readouterr()
     assert train.run(parse("--out", str(out), *TINY, "--unet-steps", "3")) == 0
-    log = capsys.readouterr().err
+    log = capsys.readouterr().out
     assert "resumed" in log and "unet.pt at step 2" in log
     assert torch.load(out / "unet.pt", weights_only=False)["step"] == 3
     vae_after = torch.load(out / "vae.pt", weights_only=False)
@@ -51,3 +51,21 @@ def test_same_step_same_batch():
 def test_bad_recipe_is_one_line_error(tmp_path):
     with pytest.raises(SdlabError):
         train.run(parse("--out", str(tmp_path), "--unet-steps", "0"))
+
+
+def test_grounding_loss_rewards_each_word_on_its_own_object():
+    from sdlab.tiny.grounding import grounding_loss
+
+    cells = torch.zeros(1, 2, 16)
+    cells[0, 0, :8], cells[0, 1, 8:] = 1, 1                    # object 0 top half of a 4x4 grid, object 1 bottom
+    tokens = torch.tensor([[[2, 3], [9, 10]]])
+
+    def loss_with(rows_of_object):                              # probs: each object's pixels attend to given words
+        probs = torch.full((1, 16, 77), 1e-6)
+        for obj, words in enumerate(rows_of_object):
+            probs[0, obj * 8:(obj + 1) * 8, words] = 1
+        probs = probs / probs.sum(-1, keepdim=True)
+        return grounding_loss({"layer": [probs]}, tokens, {4: cells}).item()
+
+    right, swapped = loss_with([[2, 3], [9, 10]]), loss_with([[9, 10], [2, 3]])
+    assert right < 0.01 and swapped > 1.9

@@ -28,9 +28,10 @@ VAE = dict(
     block_out_channels=(32, 64, 64, 64), norm_num_groups=8,
     down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
 )
-SCHEDULER = dict(
+SCHEDULER = dict(  # zero terminal SNR: at t=999 the latent reveals nothing, so the text must place objects
     num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-    clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+    clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction",
+    timestep_spacing="trailing", rescale_betas_zero_snr=True,
 )
 
 

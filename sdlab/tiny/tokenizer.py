@@ -32,13 +32,26 @@ def bpe_tables(words: list[str]) -> tuple[dict[str, int], list[str]]:
     vocab = dict.fromkeys(chars + [c + "</w>" for c in chars])
     merges: dict[str, None] = {}
     for word in words:
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(pieces) > 1:  # merge left to right: "r e d</w>" -> "re d</w>" -> "red</w>"
+        pieces = bpe(list(word[:-1]) + [word[-1] + "</w>"], merges)
+        while len(pieces) > 1:  # earlier words' merges may stop part-way ("g re e n"); finish left to right
             merges[f"{pieces[0]} {pieces[1]}"] = None
-            pieces = [pieces[0] + pieces[1], *pieces[2:]]
-            vocab[pieces[0]] = None
+            vocab[pieces[0] + pieces[1]] = None
+            pieces = bpe(pieces, merges)
     vocab.update(dict.fromkeys([BOS, EOS]))
     return {tok: i for i, tok in enumerate(vocab)}, list(merges)
+
+
+def bpe(pieces: list[str], merges: dict[str, None]) -> list[str]:
+    """CLIP's BPE: keep merging the adjacent pair that was listed first, until no listed pair is left."""
+    rank = {pair: i for i, pair in enumerate(merges)}
+    while len(pieces) > 1:
+        pairs = [f"{a} {b}" for a, b in zip(pieces, pieces[1:])]
+        best = min(pairs, key=lambda pair: rank.get(pair, len(rank)))
+        if best not in rank:
+            break
+        i = pairs.index(best)
+        pieces = [*pieces[:i], pieces[i] + pieces[i + 1], *pieces[i + 2:]]
+    return pieces
 
 
 def write_bpe_folder(folder, vocab: dict[str, int], merges: list[str], pad_token: str = EOS,
