@@ -36,7 +36,8 @@ case "${1:-lab}" in
     exec .venv/bin/jupyter lab --notebook-dir=notebooks "${root[@]}" ;;
   test)
     setup chromium:chromium
-    exec "$PY" -m pytest "${@:2}" ;;
+    # the models under test are small: one thread each keeps pytest and the notebook kernels from contending
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} exec "$PY" -m pytest "${@:2}" ;;
   *)
     echo "usage: bash sdlab.sh [lab|test]" >&2; exit 2 ;;
 esac

@@ -147,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
     p.set_defaults(run=_cmd_trace)
 
+    from .tiny import evaluate, train  # their options live beside the code they configure
+
+    p = sub.add_parser("train-tiny", help="train sdlab-tiny from scratch (resumable; about an hour on 2 CPU cores)")
+    train.add_arguments(p)
+    p.set_defaults(run=train.run)
+    p = sub.add_parser("eval-tiny", help="score sdlab-tiny: colour, shape, position, two objects, heatmap peaks")
+    evaluate.add_arguments(p)
+    p.set_defaults(run=evaluate.run)
+
     p = sub.add_parser("generate", help="make one image from a prompt")
     _add_generation_args(p, "the image file to write (.png); its folder must exist")
     p.set_defaults(run=_cmd_generate)
