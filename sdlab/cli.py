@@ -27,8 +27,7 @@ def _cmd_trace(args) -> int:
 
     if args.arch:
         target = architecture(args.arch)
-        with trace(target, _components(args.component, components_of(target))) as t:
-            target.run()
+        t = target.trace(_components(args.component, components_of(target)))
     else:
         target = load(args.model, allow_pickle=args.allow_pickle)
         with trace(target, _components(args.component, components_of(target))) as t:

@@ -41,33 +41,48 @@ class Architecture:
     text_layer: str  # which hidden state the UNet reads: "last" or "penultimate" (SDXL)
     components: dict[str, torch.nn.Module] = field(repr=False)
 
-    def run(self, batch: int = 1) -> None:
-        """One pass through every stage, wired as the pipeline wires them: text -> UNet <- latent; VAE both ways."""
+    def run(self, batch: int = 1, stages: list[str] | None = None) -> None:
+        """One pass through the stages (default all), wired as the pipeline wires them: text -> UNet; VAE both ways.
+
+        A stage left out is skipped, and the UNet gets zeros of the text states' shapes instead.
+        """
+        stages = set(stages or self.components)
         meta = dict(device="meta")
+        unet = self.components["unet"]
         ids = torch.zeros(batch, 77, dtype=torch.long, **meta)
         states, pooled = [], None
         for name in ("text_encoder", "text_encoder_2"):
-            if name in self.components:
-                out = self.components[name](ids, output_hidden_states=True)
-                states.append(out.hidden_states[-2] if self.text_layer == "penultimate" else out.last_hidden_state)
-                pooled = getattr(out, "text_embeds", None)
-        unet = self.components["unet"]
-        size = self.resolution // 8
-        extra = {}
-        if unet.config.addition_embed_type == "text_time":  # SDXL: pooled text + (orig size, crop, target size)
-            extra["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": torch.zeros(batch, 6, **meta)}
-        unet(torch.zeros(batch, 4, size, size, **meta), torch.tensor(999, **meta),
-             encoder_hidden_states=torch.cat(states, dim=-1), **extra)
-        vae = self.components["vae"]
-        latent = vae.encode(torch.zeros(batch, 3, self.resolution, self.resolution, **meta)).latent_dist.sample()
-        vae.decode(latent * vae.config.scaling_factor / vae.config.scaling_factor)
+            if name in self.components and stages & {name, "unet"}:
+                out = self.components[name](ids, output_hidden_states=True) if name in stages else None
+                states.append(self._hidden(out, name, batch))
+                pooled = out.text_embeds if out is not None and "text_embeds" in out else pooled
+        if "unet" in stages:
+            extra = {}
+            if unet.config.addition_embed_type == "text_time":  # SDXL: pooled text + (orig size, crop, target size)
+                times = 6 * unet.config.addition_time_embed_dim
+                if pooled is None:
+                    pooled = torch.zeros(batch, unet.config.projection_class_embeddings_input_dim - times, **meta)
+                extra["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": torch.zeros(batch, 6, **meta)}
+            size = self.resolution // 8
+            unet(torch.zeros(batch, 4, size, size, **meta), torch.tensor(999, **meta),
+                 encoder_hidden_states=torch.cat(states, dim=-1), **extra)
+        if "vae" in stages:
+            vae = self.components["vae"]
+            vae.decode(vae.encode(torch.zeros(batch, 3, self.resolution, self.resolution, **meta)).latent_dist.sample())
+
+    def _hidden(self, out, name: str, batch: int) -> torch.Tensor:
+        """The text states the UNet reads from one encoder: run (`out`), or zeros of their shape when skipped."""
+        if out is None:
+            width = self.components[name].config.hidden_size
+            return torch.zeros(batch, 77, width, device="meta")
+        return out.hidden_states[-2] if self.text_layer == "penultimate" else out.last_hidden_state
 
     def trace(self, components: list[str] | None = None):
-        """Trace one `run()`: `arch.trace().table(depth=1)`."""
+        """Trace one `run()` of the components asked for (default all): `arch.trace(["unet"]).table(depth=1)`."""
         from ..trace import trace
 
         with trace(self, components) as t:
-            self.run()
+            self.run(stages=components)
         return t
 
 
