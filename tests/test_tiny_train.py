@@ -7,7 +7,7 @@ import torch
 from sdlab.errors import SdlabError
 from sdlab.tiny import train
 
-TINY = ["--vae-steps", "2", "--vae-batch", "2", "--scenes", "8", "--unet-batch", "4", "--checkpoint-every", "1"]
+TINY = ["--vae-steps", "2", "--vae-batch", "2", "--scenes", "8", "--unet-batch", "4"]
 
 
 def parse(*argv):
