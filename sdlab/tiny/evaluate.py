@@ -84,8 +84,18 @@ def pair_prompts(n: int) -> list[str]:
     return (held * (n // len(held) + 1))[:n]
 
 
+def word_tokens(tokenizer, caption: str) -> list[list[int]]:
+    """Token positions of each word of `caption` (after the start token); a word may be several pieces."""
+    positions, start = [], 1
+    for word in caption.split():
+        count = len(tokenizer.tokenize(word))
+        positions.append(list(range(start, start + count)))
+        start += count
+    return positions
+
+
 def generate(pipe, prompts: list[str], first_seed: int, steps: int, batch: int = 8):
-    """Images (uint8) and, per prompt, a function token index -> (64, 64) heatmap; diffusers' defaults."""
+    """Images (uint8) and, per prompt, a function word index -> (64, 64) heatmap; diffusers' defaults."""
     from ..attention import capture_attention
 
     images, heatmaps = [], []
@@ -95,8 +105,13 @@ def generate(pipe, prompts: list[str], first_seed: int, steps: int, batch: int =
         with capture_attention(pipe, factors=(1, 2)) as cap:
             out = pipe(chunk, generator=generators, num_inference_steps=steps, output_type="np")
         images += list((out.images * 255).round().astype(np.uint8))
-        heatmaps += [lambda token, cap=cap, i=i: cap.heatmap(token, image=i) for i in range(len(chunk))]
+        heatmaps += [word_heatmap(cap, i, word_tokens(pipe.tokenizer, prompt)) for i, prompt in enumerate(chunk)]
     return images, heatmaps
+
+
+def word_heatmap(cap, image: int, positions: list[list[int]]):
+    """word index -> its heatmap: attention probabilities summed over the word's tokens."""
+    return lambda word: sum(cap.heatmap(t, image=image, norm="none") for t in positions[word])
 
 
 def peaks_inside(heatmap: np.ndarray, mask: np.ndarray) -> bool:
@@ -123,8 +138,8 @@ def score_prompt(caption: str, image: np.ndarray, heatmap) -> dict[str, list[boo
         found = describe(thing_mask)
         checks["shape"].append(found is not None and found[0] == thing.shape)
         checks["position"].append(found is not None and found[1] == thing.place)
-        checks["color_peak"].append(peaks_inside(heatmap(k * 7 + 2), masks[thing.color]))
-        checks["shape_peak"].append(peaks_inside(heatmap(k * 7 + 3), masks[thing.color]))
+        checks["color_peak"].append(peaks_inside(heatmap(k * 7 + 1), masks[thing.color]))
+        checks["shape_peak"].append(peaks_inside(heatmap(k * 7 + 2), masks[thing.color]))
     return checks
 
 
