@@ -102,7 +102,9 @@ def run_all(browser, url: str, name: str, timeout_s: float = 150):
     """Open a notebook, wait for its kernel, run every cell, and fail with the first error output if any."""
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     page.goto(f"{url}/lab/tree/{name}?reset")  # reset: do not restore the other chapter's tab
-    notebook = f"[...window.jupyterapp.shell.widgets('main')].find(w => w.context?.path === {json.dumps(name)})"
+    # optional chaining: polling starts before JupyterLab has defined window.jupyterapp, and a throw fails the wait
+    notebook = (f"[...(window.jupyterapp?.shell?.widgets('main') ?? [])]"
+                f".find(w => w.context?.path === {json.dumps(name)})")
     page.wait_for_function(f"{notebook}?.sessionContext?.session?.kernel?.status === 'idle'",
                            timeout=60_000, polling=250)
     # run-all resolves once every cell has run (or one failed); start it when the kernel is ready, then poll.
