@@ -3,7 +3,7 @@
 Every stage checkpoints into --out and resumes from there; batches and noise come from (seed, step),
 so a resumed run draws the same data as an uninterrupted one.
 
->>> python -m sdlab.tiny.train --out runs/tiny            # about 80 minutes on a 2-core CPU
+>>> python -m sdlab.tiny.train --out runs/tiny            # ~35 min alone on 2 cores, ~75 shared (--threads 1)
 >>> python -m sdlab.tiny.train --out runs/tiny --export sdlab/tiny/model
 """
 import argparse
