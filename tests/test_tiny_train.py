@@ -16,7 +16,7 @@ def parse(*argv):
     return parser.parse_args(list(argv))
 
 
-def test_stages_run_resume_and_export_a_loadable_folder(tmp_path, capsys):
+def test_stages_run_resume_to_the_same_weights_and_export_a_loadable_folder(tmp_path, capsys):
     from diffusers import StableDiffusionPipeline
 
     out = tmp_path / "run"
@@ -31,6 +31,11 @@ def test_stages_run_resume_and_export_a_loadable_folder(tmp_path, capsys):
     assert torch.load(out / "unet.pt", weights_only=False)["step"] == 3
     vae_after = torch.load(out / "vae.pt", weights_only=False)
     assert vae_after["step"] == 2 and all(torch.equal(vae_before["vae"][k], v) for k, v in vae_after["vae"].items())
+
+    straight = tmp_path / "straight"  # the same recipe without the interruption: the very same weights
+    assert train.run(parse("--out", str(straight), *TINY, "--unet-steps", "3")) == 0
+    resumed, uninterrupted = (torch.load(o / "unet.pt", weights_only=False)["ema"] for o in (out, straight))
+    assert all(torch.equal(resumed[k], v) for k, v in uninterrupted.items())
 
     pipe = StableDiffusionPipeline.from_pretrained(out / "model")
     assert pipe.text_encoder.dtype == torch.float32 and pipe.unet.dtype == torch.float32
