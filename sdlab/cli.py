@@ -9,6 +9,21 @@ import sys
 from .errors import SdlabError
 
 PROMPT = "a red circle on the left"
+MODEL_HELP = "'tiny', a diffusers folder, a .safetensors file or a hub id"
+
+
+def _add_model_args(p, model=None):
+    """--model (into `model`, a mutually exclusive group, when given), --config and --allow-pickle."""
+    (model or p).add_argument("--model", default=None if model else "tiny", help=MODEL_HELP)
+    p.add_argument("--config", metavar="FOLDER", help="with a single checkpoint file of a model other than "
+                   "SD 1.5/2.1/SDXL: a diffusers folder (or hub id) of that model, for its configs")
+    p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
+
+
+def _load(args):
+    from . import load
+
+    return load(args.model, allow_pickle=args.allow_pickle, config=args.config)
 
 
 def _components(choice: str, available) -> list[str]:
@@ -21,7 +36,7 @@ def _cmd_trace(args) -> int:
 
     import torch
 
-    from . import architecture, load, trace
+    from . import architecture, trace
     from .render.diagram import unet_diagram
     from .trace import components_of
 
@@ -29,7 +44,7 @@ def _cmd_trace(args) -> int:
         target = architecture(args.arch)
         t = target.trace(_components(args.component, components_of(target)))
     else:
-        target = load(args.model, allow_pickle=args.allow_pickle)
+        target = _load(args)
         with trace(target, _components(args.component, components_of(target))) as t:
             target(args.prompt, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0))
     if args.params:
@@ -61,12 +76,11 @@ def _request(args, pipe):
 
 
 def _cmd_generate(args) -> int:
-    from . import load
     from .generate import generate, save_png, writable
 
     _request(args, None)  # fail on bad numbers before loading a model
     out = writable(args.out, "image")
-    pipe = load(args.model, allow_pickle=args.allow_pickle)
+    pipe = _load(args)
     print(f"wrote {save_png(generate(pipe, _request(args, pipe)), out)}", file=sys.stderr)
     return 0
 
@@ -74,14 +88,14 @@ def _cmd_generate(args) -> int:
 def _cmd_attend(args) -> int:
     import diffusers
 
-    from . import capture_attention, load
+    from . import capture_attention
     from .generate import generate, writable
     from .render.heatmap import export, overlay_name
     from .tokens import prompt_tokenizers, tokenize
 
     _request(args, None)
     out = writable(args.out, "output folder")
-    pipe = load(args.model, allow_pickle=args.allow_pickle)
+    pipe = _load(args)
     req = _request(args, pipe)
     tokens = tokenize(prompt_tokenizers(pipe)[0], req.prompt)
     words = list(dict.fromkeys(args.word or [w for w, _ in tokens.mapping()]))
@@ -98,25 +112,22 @@ def _cmd_attend(args) -> int:
 
 
 def _cmd_figures(args) -> int:
-    from . import load
     from .figures import write_figures
 
-    for path in write_figures(args.out, load(args.model, allow_pickle=args.allow_pickle), steps=args.steps,
-                              seed=args.seed):
+    for path in write_figures(args.out, _load(args), steps=args.steps, seed=args.seed):
         print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
 def _cmd_tour(args) -> int:
-    from . import load
     from .tour import tour
 
-    print(tour(load(args.model, allow_pickle=args.allow_pickle), args.prompt, steps=args.steps, seed=args.seed))
+    print(tour(_load(args), args.prompt, steps=args.steps, seed=args.seed))
     return 0
 
 
 def _add_generation_args(p, out_help: str):
-    p.add_argument("--model", default="tiny", help="'tiny', a diffusers folder, a .safetensors file or a hub id")
+    _add_model_args(p)
     p.add_argument("--prompt", required=True)
     p.add_argument("--negative-prompt", default=None)
     p.add_argument("--seed", type=int, required=True)
@@ -125,7 +136,6 @@ def _add_generation_args(p, out_help: str):
     p.add_argument("--height", type=int, default=0, help="pixels, a multiple of 8 (default: the model's size)")
     p.add_argument("--width", type=int, default=0, help="pixels, a multiple of 8 (default: the model's size)")
     p.add_argument("--out", required=True, help=out_help)
-    p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trace", help="print every block's input and output shapes")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--arch", choices=["sd15", "sd21", "sdxl"], help="full-size architecture on meta, no weights")
-    source.add_argument("--model", help="'tiny', a diffusers folder, a .safetensors file or a hub id")
+    _add_model_args(p, source)
     p.add_argument("--component", default="all", choices=["all", "unet", "vae", "text_encoder", "text_encoder_2"])
     p.add_argument("--depth", type=int, default=1, help="0 components, 1 stages, 2 blocks, 3+ layers")
     p.add_argument("--json", action="store_true", help="print every record as JSON")
@@ -143,7 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--diagram", metavar="FILE.svg", help="also draw the UNet as a U (svg, png or pdf)")
     p.add_argument("--prompt", default=PROMPT, help="with --model: the prompt of the short generation")
     p.add_argument("--steps", type=int, default=2, help="with --model: denoising steps")
-    p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
     p.set_defaults(run=_cmd_trace)
 
     from .tiny import evaluate, train  # their options live beside the code they configure
@@ -165,18 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_attend)
     p = sub.add_parser("figures", help="regenerate figures/ from one seeded run and the meta architectures")
     p.add_argument("--out", default="figures", help="folder to write into (created if missing)")
-    p.add_argument("--model", default="tiny", help="'tiny', a diffusers folder, a .safetensors file or a hub id")
+    _add_model_args(p)
     p.add_argument("--steps", type=int, default=8, help="denoising steps of the run the figures show")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
     p.set_defaults(run=_cmd_figures)
 
     p = sub.add_parser("tour", help="walk through one run in the terminal: prompt, tokens, text, loop, decode")
-    p.add_argument("--model", default="tiny", help="'tiny', a diffusers folder, a .safetensors file or a hub id")
+    _add_model_args(p)
     p.add_argument("--prompt", default=PROMPT)
     p.add_argument("--steps", type=int, default=4, help="denoising steps (at least 1)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
     p.set_defaults(run=_cmd_tour)
     return parser
 

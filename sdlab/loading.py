@@ -92,9 +92,9 @@ def _config_hint(folder: str | None, given: bool) -> str:
         return f"configs from {folder}"
     if folder:
         return (f"with sdlab's bundled configs {folder}: if the file is another model's, "
-                "pass config=<a diffusers folder of that model>")
+                "pass config=<a diffusers folder of that model> (--config on the command line)")
     return ("diffusers fetches this model's configs from the hub the first time: connect once, "
-            "or pass config=<a diffusers folder of the same model>, or use one")
+            "or pass config=<a diffusers folder of the same model> (--config), or use one")
 
 
 def _from_file(path: Path, allow_pickle: bool, config, **kwargs):

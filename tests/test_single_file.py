@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTokenizer
 
 import sdlab
+from sdlab.cli import main
 from sdlab.architectures import single_file
 from sdlab.architectures.clip_tokenizer import clip_tables
 from sdlab.architectures.single_file import config_folder, key_for_checkpoint
@@ -51,6 +52,11 @@ def test_ldm_single_file_loads_offline_bit_for_bit(offline, random_pipe, pipe_di
     pipe = sdlab.load(ldm_file, config=pipe_dir)
     assert type(pipe) is StableDiffusionPipeline
     assert torch.equal(torch.from_numpy(image(pipe)), torch.from_numpy(image(random_pipe)))
+
+
+def test_cli_config_gives_a_single_file_its_configs(offline, pipe_dir, ldm_file, capsys):
+    assert main(["trace", "--model", str(ldm_file), "--config", str(pipe_dir), "--depth", "0"]) == 0
+    assert "step 0 of 2" in capsys.readouterr().out
 
 
 def test_opted_in_pickle_single_file_loads_the_same_weights(offline, random_pipe, pipe_dir, tmp_path):
@@ -97,7 +103,7 @@ def test_bundled_sd15_configs_do_not_fit_other_weights(offline, monkeypatch, ldm
     monkeypatch.setenv("SDLAB_CACHE", str(tmp_path))
     with pytest.raises(sdlab.SdlabError) as err:
         sdlab.load(ldm_file)  # tiny weights, read as SD 1.5 (diffusers' default guess)
-    assert f"with sdlab's bundled configs {config_folder('sd15')}" in one_line(err) and "pass config=" in str(err.value)
+    assert f"with sdlab's bundled configs {config_folder('sd15')}" in one_line(err) and "(--config on the command line)" in str(err.value)
 
 
 def test_clip_vocabulary_is_openais():
