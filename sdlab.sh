@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # sdlab's one entry point. `bash sdlab.sh lab`: set up, then open the notebooks in JupyterLab.
-# `bash sdlab.sh test`: set up, then run every test. Set-up is idempotent and fast when nothing changed.
+# `bash sdlab.sh test`: set up, then run every test. `bash sdlab.sh trace ...`: any other sdlab command.
+# Set-up is idempotent and fast when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=.venv/bin/python
@@ -38,6 +39,7 @@ case "${1:-lab}" in
     setup chromium:chromium
     # the models under test are small: one thread each keeps pytest and the notebook kernels from contending
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} exec "$PY" -m pytest "${@:2}" ;;
-  *)
-    echo "usage: bash sdlab.sh [lab|test]" >&2; exit 2 ;;
+  *)  # any other word is an sdlab command: `bash sdlab.sh generate --prompt ...`
+    setup
+    exec .venv/bin/sdlab "$@" ;;
 esac

@@ -12,6 +12,7 @@ import torch
 from .errors import SdlabError
 
 COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "vae")
+VAE_CALLS = ("encode", "decode")  # pipelines call the VAE through these methods, never through its forward
 _NAMES = {"UNet2DConditionModel": "unet", "AutoencoderKL": "vae", "CLIPTextModel": "text_encoder",
           "CLIPTextModelWithProjection": "text_encoder_2"}
 
@@ -64,6 +65,8 @@ def shapes(value) -> Any:
     """Shape tree of a value: tensors -> list of ints; tuples, lists and dicts keep their nesting."""
     if isinstance(value, torch.Tensor):
         return list(value.shape)
+    if isinstance(getattr(value, "logvar", None), torch.Tensor):  # the VAE's DiagonalGaussianDistribution
+        return {"mean": list(value.mean.shape), "logvar": list(value.logvar.shape)}
     if isinstance(value, dict):
         tree = {str(k): shapes(v) for k, v in value.items()}
         return {k: v for k, v in tree.items() if v is not None} or None
@@ -92,16 +95,16 @@ def _first_dtype(value) -> str | None:
     return next((d for v in items if (d := _first_dtype(v))), None)
 
 
-_SIGNATURES: dict[type, inspect.Signature] = {}
+_SIGNATURES: dict[Any, inspect.Signature] = {}
 
 
-def _named_inputs(module, args, kwargs) -> dict[str, Any]:
+def _named_inputs(method, args, kwargs) -> dict[str, Any]:
     """Arguments by their parameter names, so a learner reads `encoder_hidden_states`, not `arg2`."""
-    cls = type(module)
-    if cls not in _SIGNATURES:  # signature() is slow; a class's forward never changes
-        _SIGNATURES[cls] = inspect.signature(module.forward)
+    key = getattr(method, "__func__", method)
+    if key not in _SIGNATURES:  # signature() is slow; a class's methods never change
+        _SIGNATURES[key] = inspect.signature(method)
     try:
-        bound = _SIGNATURES[cls].bind_partial(*args, **kwargs).arguments
+        bound = _SIGNATURES[key].bind_partial(*args, **kwargs).arguments
     except TypeError:
         bound = {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}
     extra = bound.pop("kwargs", {}) if isinstance(bound.get("kwargs"), dict) else {}
@@ -177,6 +180,7 @@ class trace:  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:
         self.target, self.modules = target, found
         self.result = Trace()
         self._handles: list = []
+        self._shadowed: list[tuple[torch.nn.Module, str]] = []
         self._stack: list[tuple[int, str, str, torch.nn.Module]] = []
         self._calls = 0
         self._unet_calls = 0
@@ -189,12 +193,19 @@ class trace:  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:
                     self._pre_hook(component, path), with_kwargs=True))
                 self._handles.append(module.register_forward_hook(
                     self._post_hook(component, path), with_kwargs=True))
+            if component == "vae":
+                for name in VAE_CALLS:  # an instance attribute shadowing the method, deleted on exit
+                    setattr(root, name, self._vae_call(root, name))
+                    self._shadowed.append((root, name))
         return self.result
 
     def __exit__(self, kind, error, tb) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        for root, name in self._shadowed:
+            vars(root).pop(name, None)
+        self._shadowed.clear()
         self.result.records.sort(key=lambda r: r.index)
         if self._stack and isinstance(error, Exception):
             _, component, path, module = self._stack[-1]
@@ -214,15 +225,29 @@ class trace:  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:
 
     def _post_hook(self, component, path):
         def hook(module, args, kwargs, output):
-            index, *_ = self._stack.pop()
-            self.result.records.append(Record(
-                index=index, component=component, path=path, type=type(module).__name__,
-                inputs=_named_inputs(module, args, kwargs), outputs=shapes(output),
-                dtype=_first_dtype(output), params=self._params(module),
-                step=self._unet_calls - 1 if component == "unet" else None,
-                cfg=component == "unet" and bool(getattr(self.target, "do_classifier_free_guidance", False)),
-            ))
+            self._record(component, path, module, type(module).__name__, module.forward, args, kwargs, output)
         return hook
+
+    def _vae_call(self, vae, name: str):
+        """`vae.encode` / `vae.decode`, recorded as the component's own call (its forward never runs)."""
+        method, pre = getattr(vae, name), self._pre_hook("vae", "")
+
+        def call(*args, **kwargs):
+            pre(vae, args, kwargs)
+            output = method(*args, **kwargs)
+            self._record("vae", "", vae, f"{type(vae).__name__}.{name}", method, args, kwargs, output)
+            return output
+        return call
+
+    def _record(self, component, path, module, kind, method, args, kwargs, output):
+        index, *_ = self._stack.pop()
+        self.result.records.append(Record(
+            index=index, component=component, path=path, type=kind,
+            inputs=_named_inputs(method, args, kwargs), outputs=shapes(output),
+            dtype=_first_dtype(output), params=self._params(module),
+            step=self._unet_calls - 1 if component == "unet" else None,
+            cfg=component == "unet" and bool(getattr(self.target, "do_classifier_free_guidance", False)),
+        ))
 
     def _params(self, module) -> int:
         key = id(module)

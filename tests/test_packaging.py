@@ -33,3 +33,12 @@ def test_ci_runs_the_readme_test_command():
 def test_the_bundled_model_and_configs_ship_in_the_package():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["*"]
     assert {"*.json", "*.txt", "*.safetensors", "*.md"} <= set(data)
+
+
+def test_sdlab_sh_runs_any_other_word_as_an_sdlab_command():
+    import subprocess
+
+    done = subprocess.run(["bash", str(ROOT / "sdlab.sh"), "trace", "--arch", "sd15", "--component", "vae",
+                           "--depth", "0"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "vae" in done.stdout and "1x3x512x512" in done.stdout

@@ -16,7 +16,8 @@ def generate(pipe, steps=3, **kwargs):
 
 
 def hook_count(pipe) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks)
+    """Hooks, plus VAE methods shadowed on the instance."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len({"encode", "decode"} & set(vars(m)))
                for c in (pipe.unet, pipe.vae, pipe.text_encoder) for m in c.modules())
 
 
@@ -53,6 +54,18 @@ def test_records_name_modules_as_diffusers_does(random_pipe):
     assert attn2.params == sum(p.numel() for p in random_pipe.unet.down_blocks[1].attentions[0]
                                .transformer_blocks[0].attn2.parameters())
     assert [r.index for r in t.records] == sorted(r.index for r in t.records)
+
+
+def test_the_vae_is_recorded_through_the_methods_pipelines_call(random_pipe):
+    with sdlab.trace(random_pipe, ["vae"]) as t:
+        latents = random_pipe.vae.encode(torch.zeros(1, 3, 64, 64)).latent_dist.mean
+        generate(random_pipe, steps=1)
+    encode, decode = t.select(depth=0)
+    assert (encode.type, encode.inputs, encode.outputs) == (
+        "AutoencoderKL.encode", {"x": [1, 3, 64, 64]}, {"latent_dist": {"mean": [1, 4, 8, 8], "logvar": [1, 4, 8, 8]}})
+    assert decode.type == "AutoencoderKL.decode" and decode.inputs["z"] == list(latents.shape)
+    assert [r.path for r in t.select(depth=1) if r.index > decode.index] == ["post_quant_conv", "decoder"]
+    assert hook_count(random_pipe) == 0 and "decode" not in vars(random_pipe.vae)
 
 
 def test_ledger_pairs_every_push_with_a_pop(random_pipe):

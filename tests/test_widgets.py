@@ -45,7 +45,7 @@ def test_block_view_shows_shapes_params_and_skips(traced):
 def test_tree_lists_each_block_once_in_call_order(traced):
     names = [n for _, n in tree(traced, "text_encoder")]  # the encoder ran twice (prompt, empty prompt)
     assert names[0] == "text_encoder" and len(names) == len(set(names))
-    assert [n for _, n in tree(traced, "vae", depth=1)] == ["vae.post_quant_conv", "vae.decoder"]
+    assert [n for _, n in tree(traced, "vae", depth=1)] == ["vae", "vae.post_quant_conv", "vae.decoder"]
 
 
 def test_u_layout_puts_matching_resolutions_on_one_row(traced):
