@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .tiny import evaluate, train  # their options live beside the code they configure
 
-    p = sub.add_parser("train-tiny", help="train sdlab-tiny from scratch (resumable; about an hour on 2 CPU cores)")
+    p = sub.add_parser("train-tiny", help="train sdlab-tiny from scratch (resumable; about 45 minutes on 2 idle CPU cores)")
     train.add_arguments(p)
     p.set_defaults(run=train.run)
     p = sub.add_parser("eval-tiny", help="score sdlab-tiny: colour, shape, position, two objects, heatmap peaks")

@@ -39,7 +39,6 @@ def test_loads_as_float32_sd_pipeline_with_77_positions(pipe):
     assert pipe.unet.config.sample_size * pipe.vae_scale_factor == 64
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped v1 tokenizer splits green/triangle/bottom (see MODEL_CARD.md)")
 def test_grammar_words_are_one_token_unknown_words_split_padding_77(pipe):
     tok = pipe.tokenizer
     for word in WORDS:

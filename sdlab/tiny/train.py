@@ -3,7 +3,7 @@
 Every stage checkpoints into --out and resumes from there; batches and noise come from (seed, step),
 so a resumed run draws the same data as an uninterrupted one.
 
->>> python -m sdlab.tiny.train --out runs/tiny            # ~35 min alone on 2 cores, ~75 shared (--threads 1)
+>>> python -m sdlab.tiny.train --out runs/tiny            # 45 min alone on 2 cores (--threads 1 when shared)
 >>> python -m sdlab.tiny.train --out runs/tiny --export sdlab/tiny/model
 """
 import argparse
@@ -37,7 +37,7 @@ class Recipe:
     vae_lr: float = 5e-4
     scenes: int = 12_000
     two_share: float = 0.5
-    unet_steps: int = 2200
+    unet_steps: int = 3000
     unet_batch: int = 64
     unet_lr: float = 5e-4
     warmup: int = 200
