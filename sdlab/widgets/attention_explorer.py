@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from ..attention import NORMS, capture_attention
 from ..figures import png_bytes
-from ..render.heatmap import overlay, short
+from ..render.heatmap import as_rgb, overlay, short
 from .export import export_html
 
 ALL = "all layers (mean)"
@@ -52,14 +52,17 @@ def kept_steps(cap) -> list[int]:
 
 
 def figure(cap, image, choice: Choice) -> Figure:
-    """The chosen word's heatmap over `image`, titled with what was chosen."""
+    """The image, and beside it the chosen word's heatmap over a grey copy, titled with what was chosen."""
     heat = cap.heatmap(choice.word, layers=None if choice.layer == ALL else choice.layer, step=choice.step,
                        head=choice.head, norm=choice.norm)
-    fig = Figure(figsize=(3.6, 3.8))
+    fig = Figure(figsize=(6.4, 3.6))
     where = "all layers" if choice.layer == ALL else short(choice.layer)
     title = (f"{choice.word!r} | {where} | head {'mean' if choice.head is None else choice.head} | "
              f"step {'mean' if choice.step is None else choice.step} | {choice.norm}")
-    overlay(fig.add_subplot(), heat, image, alpha=choice.opacity, title=title)
+    left, right = fig.subplots(1, 2)
+    left.imshow(as_rgb(image))
+    left.set_axis_off()
+    overlay(right, heat, image, alpha=choice.opacity, title=title)
     fig.tight_layout()
     return fig
 
