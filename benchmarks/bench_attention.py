@@ -41,18 +41,10 @@ def paired_ratio(plain, captured, repeats: int) -> str:
 
 
 def tiny_pipeline():
-    """The trained sdlab-tiny when its weights are there, else its architecture with random weights (same cost)."""
-    from sdlab.tiny import __dict__ as tiny
+    """The shipped sdlab-tiny and its label."""
+    import sdlab
 
-    if "MODEL_DIR" in tiny and (tiny["MODEL_DIR"] / "model_index.json").exists():
-        import sdlab
-
-        return sdlab.load("tiny"), "sdlab-tiny (trained)"
-    import tempfile
-
-    from sdlab.tiny.config import build_pipeline
-
-    return build_pipeline(tempfile.mkdtemp()), "sdlab-tiny architecture, random weights (trained weights absent)"
+    return sdlab.load("tiny"), "sdlab-tiny (trained)"
 
 
 def generation(pipe, steps: int, size: int):
