@@ -364,6 +364,15 @@ class AttentionCapture:
         return self.combine([(self.select(m, r, step, head)[..., keys].sum(-1), m.grid)
                              for m in self.pick("cross", layers)], size, norm)
 
+    def peak(self, word, **heatmap_options) -> tuple[int, int]:
+        """(y, x) of the pixel where the word's heatmap is highest; options as for heatmap (step=, layers=, ...).
+
+        >>> cap.peak("circle", step=0)   # (35, 19): on the circle already at the first step
+        """
+        heat = self.heatmap(word, **heatmap_options)
+        y, x = np.unravel_index(heat.argmax(), heat.shape)
+        return int(y), int(x)
+
     def self_attention(self, image: int = 0, branch: str | None = None, layers=None, step: int | None = None,
                        head: int | None = None, size="image", norm: str = "max") -> np.ndarray:
         """Where the captured query point / region attends, averaged over self-attention layers, as a 2-D array."""
