@@ -89,7 +89,7 @@ def step_figure(run, index: int, channel: int = 0, image: int = 0) -> Figure:
         _picture(axes[1, -1], s.image[image], "x0 decoded")
     fig.suptitle(f"step {index + 1} of {len(run.steps)}, timestep {s.timestep} "
                  f"({run.scheduler}, guidance {run.guidance_scale})", fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(0.01, 0.01, 0.99, 0.88, wspace=0.1, hspace=0.4)  # fixed: tight_layout costs the stepper 0.1 s
     return fig
 
 
