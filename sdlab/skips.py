@@ -3,7 +3,25 @@
 >>> for skip in t.ledger(): print(skip)
 unet.conv_in 1x320x64x64 -> up_blocks.3.resnets.2: 320 + 320 -> 640
 """
-from .trace import Record, Skip, first_shape
+from dataclasses import dataclass
+
+from .records import Record, first_shape
+
+
+@dataclass
+class Skip:
+    """One tensor through a UNet skip connection: pushed by `source`, concatenated at `target`."""
+
+    source: str
+    shape: list[int]
+    target: str
+    before: int  # channels arriving from below
+    skip: int  # channels from the skip
+    after: int  # channels into the target ResNet: before + skip
+
+    def __str__(self) -> str:
+        shape = "x".join(map(str, self.shape))
+        return f"{self.source} {shape} -> {self.target}: {self.before} + {self.skip} -> {self.after}"
 
 
 def _pushes(records: list[Record]) -> list[tuple[str, list[int]]]:
