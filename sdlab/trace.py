@@ -11,10 +11,11 @@ import torch
 
 from .errors import SdlabError
 
-COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "vae")
+COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "unet", "transformer", "vae")
 VAE_CALLS = ("encode", "decode")  # pipelines call the VAE through these methods, never through its forward
 _NAMES = {"UNet2DConditionModel": "unet", "AutoencoderKL": "vae", "CLIPTextModel": "text_encoder",
-          "CLIPTextModelWithProjection": "text_encoder_2"}
+          "CLIPTextModelWithProjection": "text_encoder_2", "SD3Transformer2DModel": "transformer",
+          "FluxTransformer2DModel": "transformer", "PixArtTransformer2DModel": "transformer"}
 
 
 @dataclass
