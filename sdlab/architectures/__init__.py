@@ -21,7 +21,7 @@ def _read(key: str, part: str) -> dict:
 
 
 def library(class_name: str) -> str:
-    """Which package a component class comes from: the text encoders (CLIP, T5) are transformers', the rest diffusers'."""
+    """The package a component class comes from: text encoders (CLIP, T5) are transformers', the rest diffusers'."""
     return "transformers" if class_name.startswith(("CLIP", "T5")) else "diffusers"
 
 

@@ -51,7 +51,8 @@ def _sd3(arch, stages, batch):
         clip = torch.cat([clip_l, clip_g], dim=-1)
         clip = F.pad(clip, (0, t5.shape[-1] - clip.shape[-1]))  # 768 + 1280 CLIP widths, zero-padded to T5's 4096
         model(hidden_states=_zeros(batch, model.config.in_channels, size, size),
-              encoder_hidden_states=torch.cat([clip, t5], dim=-2), pooled_projections=torch.cat([pooled_l, pooled_g], -1),
+              encoder_hidden_states=torch.cat([clip, t5], dim=-2),
+              pooled_projections=torch.cat([pooled_l, pooled_g], dim=-1),
               timestep=_full(batch, 999.0))
 
 
