@@ -12,7 +12,8 @@ from ..errors import SdlabError
 COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3", "transformer", "unet", "vae")
 DENOISERS = ("unet", "transformer")
 _NAMES = {"UNet2DConditionModel": "unet", "AutoencoderKL": "vae", "CLIPTextModel": "text_encoder",
-          "CLIPTextModelWithProjection": "text_encoder_2"}
+          "CLIPTextModelWithProjection": "text_encoder_2", "SD3Transformer2DModel": "transformer",
+          "FluxTransformer2DModel": "transformer", "PixArtTransformer2DModel": "transformer"}
 
 
 def components_of(target) -> dict[str, torch.nn.Module]:
