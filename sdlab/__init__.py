@@ -10,6 +10,7 @@ logging.getLogger("transformers.utils.import_utils").addFilter(lambda r: "requir
 
 from .architectures import Architecture, architecture
 from .attention import AttentionCapture, capture_attention
+from .edits import edit
 from .errors import SdlabError
 from .loading import load
 from .tokens import Tokens, tokenize
@@ -17,4 +18,4 @@ from .skips import Skip
 from .trace import Record, Trace, trace
 
 __all__ = ["Architecture", "AttentionCapture", "Record", "SdlabError", "Skip", "Tokens", "Trace", "architecture",
-           "capture_attention", "load", "tokenize", "trace"]
+           "capture_attention", "edit", "load", "tokenize", "trace"]

@@ -21,10 +21,10 @@ class Row:
 
 def guidance_on(pipe, batch: int, expected: int | None = None) -> bool:
     """Whether the batch is [uncond; cond]: the pipeline's own flag, else a batch twice the expected size."""
-    flag = getattr(type(pipe), "do_classifier_free_guidance", None)
-    if flag is not None:
-        return bool(getattr(pipe, "do_classifier_free_guidance"))
-    return expected is not None and batch == 2 * expected
+    try:
+        return bool(pipe.do_classifier_free_guidance)
+    except AttributeError:  # no such flag, or a pipeline never called (its flag reads _guidance_scale)
+        return expected is not None and batch == 2 * expected
 
 
 def plan_rows(pipe, batch: int, per_image: int = 1, expected: int | None = None) -> list[Row]:

@@ -69,6 +69,17 @@ def color_masks(image: np.ndarray) -> dict[str, np.ndarray]:
     return {name: clean(label == i) for i, name in enumerate(COLORS)}
 
 
+def objects(image: np.ndarray) -> dict[str, tuple[str, str]]:
+    """What the judge sees in an image ((H, W, 3) floats in [0, 1] or uint8): colour -> (shape, place).
+
+    >>> objects(pipe("a red circle on the left", output_type="np").images[0])   # {'red': ('circle', 'left')}
+    """
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    found = {color: describe(mask) for color, mask in color_masks(image).items()}
+    return {color: thing for color, thing in found.items() if thing is not None}
+
+
 def single_prompts(n: int) -> list[str]:
     """n single-object prompts cycling through every colour x shape x place."""
     every = [caption_of([Thing(c, s, p)]) for c, s, p in itertools.product(COLORS, SHAPES, PLACES)]

@@ -1,0 +1,81 @@
+"""What every edit shares: the block's context (clock, rows, prompts) and which steps an edit acts on.
+
+>>> ctx.active(edit.steps)      # True when the current denoiser call is one the edit asked for
+"""
+import functools
+import inspect
+
+from ..errors import SdlabError
+from ..hooks import Clock, Hooks, branch_rows, components_of, plan_rows
+from ..tokens import Tokens, prompt_tokenizers, tokenize
+
+
+def check_steps(steps) -> list[int] | None:
+    """None (every call) or a sorted list of denoiser-call numbers >= 0."""
+    if steps is None:
+        return None
+    if isinstance(steps, int):
+        steps = [steps]
+    if isinstance(steps, str) or not all(isinstance(s, int) and s >= 0 for s in steps):
+        raise SdlabError(f"steps must be None (all), a step number or a range/list of step numbers >= 0, not {steps!r}")
+    return sorted(set(steps))
+
+
+class Context:
+    """One edit block's view of the run: its clock, the batch's guidance rows, and the prompts' tokens."""
+
+    def __init__(self, pipe, hooks: Hooks, edits: list):
+        self.pipe, self.hooks, self.edits = pipe, hooks, edits
+        self.components = components_of(pipe)
+        self.prompts: list[Tokens] = []
+        self.per_image = 1
+        self.rows = []
+        self.clock = Clock(pipe)
+        self.clock.on_run.append(self._check_run)
+        self.clock.on_call.append(self._plan)
+
+    def install(self) -> None:
+        self.clock.install(self.hooks)
+        if callable(getattr(self.pipe, "encode_prompt", None)) and prompt_tokenizers(self.pipe):
+            self.hooks.patch(self.pipe, "encode_prompt", self._recording_prompts)
+
+    def active(self, steps: list[int] | None) -> bool:
+        return steps is None or self.clock.call in steps
+
+    def cond(self) -> slice:
+        """The conditional rows of this call's batch."""
+        return branch_rows(self.rows, "cond")
+
+    def tokens(self, row: int) -> Tokens:
+        """The tokens of the prompt that conditional row `row` (an index into self.rows) was made from."""
+        if not self.prompts:
+            raise SdlabError("this edit names words, so the prompt must be given as text, not embeddings")
+        return self.prompts[self.rows[row].prompt]
+
+    def _check_run(self, clock: Clock) -> None:
+        for edit in self.edits:
+            steps = getattr(edit, "steps", None)
+            if steps and clock.steps is not None and steps[-1] >= clock.steps:
+                raise SdlabError(f"{type(edit).__name__.lower()} asks for step {steps[-1]}, but this run has "
+                                 f"{clock.steps} steps (0..{clock.steps - 1}): pick steps in that range")
+
+    def _plan(self, clock: Clock, named: dict) -> None:
+        sample = named.get("sample", named.get("hidden_states"))
+        expected = len(self.prompts) * self.per_image if self.prompts else None
+        self.rows = plan_rows(self.pipe, sample.shape[0], self.per_image, expected)
+
+    def _recording_prompts(self, original):
+        signature = inspect.signature(original)
+        tokenizer = prompt_tokenizers(self.pipe)[0]
+
+        @functools.wraps(original)
+        def encode_prompt(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs).arguments
+            prompt = bound.get("prompt")
+            self.per_image = bound.get("num_images_per_prompt") or 1
+            self.prompts = [] if prompt is None else [tokenize(tokenizer, p) for p in
+                                                      ([prompt] if isinstance(prompt, str) else prompt)]
+            for edit in self.edits:
+                getattr(edit, "check_prompts", lambda ctx: None)(self)
+            return original(*args, **kwargs)
+        return encode_prompt

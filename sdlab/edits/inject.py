@@ -1,0 +1,74 @@
+"""Inject attention (prompt-to-prompt's replace): a source run's cross-attention maps used in a target run.
+
+Capture the source with every head and step kept, then run the target prompt with the same seed:
+>>> with sdlab.capture_attention(pipe, heads="each", steps="each") as src: pipe("a red circle on the left", ...)
+>>> with sdlab.edit(pipe, inject(src, steps=range(10))): pipe("a red circle on the right", ...)
+"""
+from dataclasses import dataclass
+
+import torch
+
+from ..attention import attach
+from ..errors import SdlabError
+from .base import Context, check_steps
+
+
+@dataclass
+class inject:  # noqa: N801 - read as a verb: edit(pipe, inject(...))
+    """Replace the conditional rows' cross-attention probabilities with the source's at the chosen calls.
+
+    layers: paths / prefixes of the source's captured layers (None: all captured); words: only these words'
+    token columns of the target prompt take the source's columns (None: every column).
+    """
+    source: object  # a finished capture_attention(..., heads="each", steps="each")
+    steps: object = None
+    layers: object = None
+    words: object = None
+
+    def __post_init__(self):
+        settings = getattr(self.source, "settings", None)
+        if settings is None or not getattr(self.source, "maps", None):
+            raise SdlabError("inject needs the `cap` of a finished `capture_attention(pipe, heads='each', "
+                             "steps='each')` run of the source prompt")
+        if settings.heads != "each" or settings.steps != "each" or settings.branch != "cond":
+            raise SdlabError("inject needs every head and step of the conditional branch: capture the source with "
+                             "capture_attention(pipe, heads='each', steps='each') (branch='cond')")
+        self.steps = check_steps(self.steps)
+        self.maps = self.source.pick("cross", self.layers)
+        kept = self.maps[0].steps
+        if self.steps and self.steps[-1] > kept[-1]:
+            raise SdlabError(f"the source run has steps 0..{kept[-1]}; inject steps up to {self.steps[-1]} "
+                             "cannot be found there")
+        self.words = [self.words] if isinstance(self.words, str) else self.words
+
+    def check_prompts(self, ctx: Context) -> None:
+        for word in self.words or []:
+            for tokens in ctx.prompts:
+                tokens.indices(word)
+
+    def install(self, ctx: Context) -> None:
+        unet = ctx.clock.module
+        for m in self.maps:
+            attach(ctx.hooks, unet.get_submodule(m.path), self.edit(ctx, m), order=0)
+
+    def edit(self, ctx: Context, m):
+        def fn(call):
+            if not ctx.active(self.steps):
+                return
+            source = torch.from_numpy(m.probs[:, m.steps.index(ctx.clock.call)])  # (rows, heads, queries, keys)
+            rows = ctx.cond()
+            if rows.stop - rows.start != source.shape[0] or call.q.shape[1] != source.shape[2]:
+                raise SdlabError(f"{m.path}: the source kept {source.shape[0]} conditional rows of "
+                                 f"{source.shape[2]} pixels, this run has {rows.stop - rows.start} of "
+                                 f"{call.q.shape[1]}: use the same size and number of images in both runs")
+            call.replace(rows, lambda own: self.mix(ctx, rows, own, source.to(own.device, own.dtype)))
+        return fn
+
+    def mix(self, ctx: Context, rows: slice, own, source):
+        if not self.words:
+            return source
+        new = own.clone()
+        for i in range(rows.stop - rows.start):
+            cols = [c for w in self.words for c in ctx.tokens(rows.start + i).indices(w)]
+            new[i, :, :, cols] = source[i, :, :, cols]
+        return new
