@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .errors import SdlabError
-from .hooks import Hooks, branch_rows, deferred_interrupts, plan_rows
+from .hooks import Clock, Hooks, branch_rows, deferred_interrupts, plan_rows
 
 PREDICTION = {"epsilon": "noise", "v_prediction": "v", "sample": "x0"}  # what the UNet's output is, in a word
 
@@ -92,6 +92,10 @@ class record_denoising:  # noqa: N801 - used like a function: `with record_denoi
             with deferred_interrupts():
                 self.hooks.post(self.pipe.unet, self._unet_output)
                 self.hooks.patch(self.pipe.scheduler, "step", self._wrap_step)
+                # a second run's steps would follow the first's as if one loop
+                Clock(self.pipe).install(self.hooks).one_run(
+                    self.hooks, "record_denoising keeps one pipeline run: open a new `with record_denoising(pipe) "
+                    "as run:` block for each call")
         except BaseException:
             self.hooks.close()
             raise
