@@ -133,7 +133,8 @@ def test_bad_targets_are_one_line_errors(random_pipe):
                       (lambda: sdlab.trace(random_pipe, ["unet_2"]), "no component unet_2 here: choose from"),
                       (lambda: sdlab.trace(random_pipe, keep=["unet.mid_blok"]),
                        "no module 'unet.mid_blok'; did you mean unet.mid_block"),
-                      (lambda: t.get("unet.nope"), "no record named 'unet.nope': names look like 'unet.down_blocks.1'")]:
+                      (lambda: t.get("unet.nope"),
+                       "no record named 'unet.nope': names look like 'unet.down_blocks.1'")]:
         with pytest.raises(sdlab.SdlabError) as err:
             bad()
         assert line in str(err.value) and "\n" not in str(err.value)
