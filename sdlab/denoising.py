@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .errors import SdlabError
-from .hooks import Hooks, branch_rows, deferred_interrupts, plan_rows
+from .hooks import Clock, Hooks, branch_rows, deferred_interrupts, denoiser, plan_rows
 
 PREDICTION = {"epsilon": "noise", "v_prediction": "v", "sample": "x0"}  # what the UNet's output is, in a word
 
@@ -65,6 +65,7 @@ def _check(pipe):
     for part in ("unet", "scheduler"):
         if getattr(pipe, part, None) is None:
             raise SdlabError(f"record_denoising needs a diffusers pipeline with a {part}, not a {type(pipe).__name__}")
+    denoiser(pipe)  # refuses a compiled UNet in one line
     if not hasattr(pipe.scheduler, "alphas_cumprod"):
         raise SdlabError(f"{type(pipe.scheduler).__name__} has no alphas_cumprod schedule: predicted x0 is undefined "
                          "here; use a DDIM, DDPM, PNDM, Euler or DPM-Solver scheduler")
@@ -92,6 +93,10 @@ class record_denoising:  # noqa: N801 - used like a function: `with record_denoi
             with deferred_interrupts():
                 self.hooks.post(self.pipe.unet, self._unet_output)
                 self.hooks.patch(self.pipe.scheduler, "step", self._wrap_step)
+                # a second run's steps would follow the first's as if one loop
+                Clock(self.pipe).install(self.hooks).one_run(
+                    self.hooks, "record_denoising keeps one pipeline run: open a new `with record_denoising(pipe) "
+                    "as run:` block for each call")
         except BaseException:
             self.hooks.close()
             raise

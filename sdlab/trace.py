@@ -114,6 +114,9 @@ class trace:  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:
     def _install(self, hooks: Hooks) -> None:
         if any(name in self.modules for name in ("unet", "transformer")) or self.keep:
             self._clock = Clock(self.target).install(hooks)
+            # a second run's steps would restart at 0 among the first's, with nothing telling them apart
+            self._clock.one_run(hooks, "a trace keeps one pipeline run: open a new `with sdlab.trace(pipe) as t:` "
+                                "block for each call")
         for component, root in self.modules.items():
             for path, module in root.named_modules():
                 hooks.pre(module, self._pre_hook(component, path))

@@ -34,7 +34,11 @@ def test_attend_writes_the_folder_and_generate_the_same_image(model_dir, tmp_pat
     assert meta["reductions"]["steps"] == "mean" and meta["reductions"]["heads"] == "mean"
     maps = np.load(out / "heatmaps.npz")
     assert list(maps["words"][:3]) == ["a", "red", "circle"] and maps["token_03"].shape == (8, 6)
-    np.testing.assert_array_equal(maps["word_02"], maps["token_03"])
+    np.testing.assert_array_equal(maps["word_02"], maps["token_03"])   # "circle" is token 3, not its neighbours
+    assert not np.allclose(maps["word_02"], maps["token_02"]) and not np.allclose(maps["word_02"], maps["token_04"])
+    every = sum(maps[k] for k in maps.files if k.startswith("token_"))  # mean probabilities: 1 at each cell
+    assert len([k for k in maps.files if k.startswith("token_")]) == 77
+    np.testing.assert_allclose(every, 1, atol=1e-5)
     size = ["--height", "64", "--width", "48"]
     assert main(["generate", *args(model_dir, *size, "--out", str(tmp_path / "g.png"))]) == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "g.png")), np.asarray(Image.open(out / "image.png")))

@@ -44,7 +44,9 @@ def test_x0_formula_agrees_with_the_schedulers_own_x0(random_pipe, run):
 
 def test_decoding_matches_the_pipelines_own_decode(random_pipe, run):
     assert np.array_equal(decode_latents(random_pipe, run.steps[-1].next_latent)[0], run.image)
-    assert all(s.image.shape == (1, 64, 64, 3) and 0 <= s.image.min() <= s.image.max() <= 1 for s in run.steps)
+    # the last step's x0 is (almost) the final latent, the first step's is not: step images converge on the result
+    off = [np.abs(s.image[0] - run.image).mean() for s in run.steps]
+    assert run.steps[0].image.shape == (1, 64, 64, 3) and off[-1] < 0.01 < off[0], off
 
 
 def test_a_scheduler_without_x0_still_records_and_changes_nothing(random_pipe):
@@ -56,6 +58,23 @@ def test_a_scheduler_without_x0_still_records_and_changes_nothing(random_pipe):
     run = denoise(pipe, PROMPT, steps=2, decode=False)
     assert np.array_equal(plain, run.image)
     assert run.scheduler == "PNDMScheduler" and all(np.isfinite(s.x0).all() for s in run.steps)
+
+
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction"])
+def test_x0_of_a_scheduler_without_x0_is_what_ddim_computes(random_pipe, kind):
+    """PNDM (SD 1.5's scheduler) returns no x0: the recorder's must equal DDIM's own pred_original_sample."""
+    from diffusers import DDIMScheduler, PNDMScheduler, StableDiffusionPipeline
+
+    # SD 1.5's schedule (PNDM has no zero terminal SNR, and at abar = 0 an epsilon model's x0 is undefined)
+    config = {**random_pipe.scheduler.config, "prediction_type": kind, "rescale_betas_zero_snr": False}
+    pipe = StableDiffusionPipeline(**{**random_pipe.components,
+                                      "scheduler": PNDMScheduler.from_config(config, skip_prk_steps=True)})
+    run = denoise(pipe, PROMPT, steps=3, decode=False)
+    ddim = DDIMScheduler.from_config(config)
+    ddim.set_timesteps(3)
+    for s in run.steps:
+        want = ddim.step(torch.from_numpy(s.guided), s.timestep, torch.from_numpy(s.latent)).pred_original_sample
+        np.testing.assert_allclose(s.x0, want.numpy(), atol=1e-5)
 
 
 def test_without_guidance_there_is_no_unconditional_prediction(random_pipe):
@@ -70,7 +89,10 @@ def test_everything_is_undone_even_when_the_run_fails(random_pipe):
 
 
 def test_bad_input_is_one_line(random_pipe):
-    with pytest.raises(SdlabError, match="needs a diffusers pipeline with a unet"), record_denoising(object()):
+    with pytest.raises(SdlabError, match="needs a diffusers pipeline with a unet, not a object") as err, \
+            record_denoising(object()):
         pass
-    with pytest.raises(SdlabError, match="steps must be at least 1"):
+    assert "\n" not in str(err.value)
+    with pytest.raises(SdlabError, match="steps must be at least 1") as err:
         denoise(random_pipe, PROMPT, steps=0)
+    assert "\n" not in str(err.value)

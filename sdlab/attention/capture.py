@@ -96,15 +96,8 @@ class AttentionCapture(CapturedMaps):
         steps = self.settings.steps
         return steps in ("mean", "each") or self.step in steps
 
-    def one_run(self) -> None:
-        """A block captures one pipeline run: a second call would mix another prompt's rows into these maps."""
-        if self.step >= 0:
-            raise SdlabError("capture_attention keeps one pipeline run: open a new `with capture_attention(pipe) "
-                             "as cap:` block for each call")
-
     def record_prompts(self, bound: dict):
         """Tokenise the prompts encode_prompt was given (the pipeline tokenises the same way)."""
-        self.one_run()
         tokenizers = prompt_tokenizers(self.pipe)
         as_list = lambda p, n: [p] * n if isinstance(p, str) or p is None else list(p)  # noqa: E731
         prompts = as_list(bound.get("prompt"), 1)
@@ -234,12 +227,14 @@ def install(cap: AttentionCapture, pipe, hooks: Hooks):
     for la in cap.layers:
         attach(hooks, la.module, cap.observe(la))
     clock = Clock(pipe)
-    clock.on_run.append(lambda c: c.run and cap.one_run())
     clock.on_call.append(cap.start_step)
     clock.install(hooks)
     hooks.post(clock.module, cap.end_step)
     if callable(getattr(pipe, "encode_prompt", None)):
         hooks.patch(pipe, "encode_prompt", functools.partial(_recording_prompts, cap))
+    # a second call would mix another prompt's rows into these maps
+    clock.one_run(hooks, "capture_attention keeps one pipeline run: open a new `with capture_attention(pipe) as cap:` "
+                  "block for each call")
 
 
 def _recording_prompts(cap: AttentionCapture, original):

@@ -3,6 +3,7 @@
 >>> clock = Clock(pipe).install(hooks)       # clock.call: 0, 1, ... within the current pipeline run
 >>> plan_rows(pipe, batch=2, prompts=1)       # [Row('uncond', 0, 0), Row('cond', 0, 0)]
 """
+import functools
 import inspect
 from dataclasses import dataclass
 
@@ -71,6 +72,27 @@ class Clock:
             hooks.patch(scheduler, "set_timesteps", self._wrap_set_timesteps)
         hooks.pre(self.module, self._pre)
         return self
+
+    def one_run(self, hooks: Hooks, message: str) -> "Clock":
+        """Refuse a second pipeline run in this block with `message`, as it starts encoding its prompt.
+
+        Installed last, so its check runs before any other wrapper of encode_prompt records the second prompt.
+        """
+        def refuse(clock):
+            if clock.run:
+                raise SdlabError(message)
+        self.on_run.append(refuse)  # pipelines that never call encode_prompt: refused at their scheduler set-up
+        if callable(getattr(self.pipe, "encode_prompt", None)):
+            hooks.patch(self.pipe, "encode_prompt", functools.partial(self._guard, message))
+        return self
+
+    def _guard(self, message: str, original):
+        @functools.wraps(original)  # the pipeline's own callers pass arguments by name: keep the signature
+        def encode_prompt(*args, **kwargs):
+            if self.run >= 0:
+                raise SdlabError(message)
+            return original(*args, **kwargs)
+        return encode_prompt
 
     def _wrap_set_timesteps(self, original):
         def set_timesteps(*args, **kwargs):

@@ -54,6 +54,13 @@ class Hooks:
 
     def close(self) -> None:
         """Undo every change, last first; one failing undo does not stop the others."""
+        try:
+            self._undo_all()
+        finally:
+            if self._undo:  # a Ctrl-C landed before interrupts were held: finish undoing, then let it through
+                self._undo_all()
+
+    def _undo_all(self) -> None:
         with deferred_interrupts():
             errors = []
             while self._undo:
