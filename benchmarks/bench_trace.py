@@ -1,4 +1,5 @@
-"""Tracing full-size SD 1.5 on meta vs torchinfo's summary of the same UNet with real (random) weights.
+"""Tracing full-size SD 1.5 on meta vs torchinfo's summary of the same UNet with real (random) weights, and each
+transformer pipeline (SD3-medium, Flux.1-dev, PixArt-alpha 1024) built and traced on meta against 2 s.
 
 >>> python benchmarks/bench_trace.py
 whole pipeline, build + trace: 0.588 s (target < 0.5 s: ratio 1.18)   (idle 2-core CPU, torch 2.13)
@@ -12,6 +13,7 @@ import torchinfo
 import sdlab
 
 TARGET_SECONDS, TARGET_SPEEDUP = 0.5, 30.0
+TARGET_TRANSFORMER_SECONDS = 2.0
 
 
 def best_of(fn, repeat: int = 3) -> float:
@@ -49,5 +51,18 @@ def main() -> None:
           f"(target >= {TARGET_SPEEDUP:.0f}x: ratio {speedup / TARGET_SPEEDUP:.2f})")
 
 
+
+def transformers() -> None:
+    """Each transformer pipeline whole (text encoders incl. T5-XXL, transformer, VAE both ways): build + trace."""
+    for key in sdlab.architectures.TRANSFORMERS:
+        sdlab.architecture(key).trace()  # warm: imports and diffusers' first-call caches
+        build = best_of(lambda: sdlab.architecture(key), repeat=2)
+        traced = best_of(sdlab.architecture(key).trace, repeat=2)
+        whole = build + traced
+        print(f"{key}: build {build:.3f} s + trace {traced:.3f} s = {whole:.3f} s "
+              f"(target < {TARGET_TRANSFORMER_SECONDS} s: ratio {whole / TARGET_TRANSFORMER_SECONDS:.2f})")
+
+
 if __name__ == "__main__":
     main()
+    transformers()

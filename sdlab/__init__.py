@@ -13,7 +13,8 @@ from .attention import AttentionCapture, capture_attention
 from .errors import SdlabError
 from .loading import load
 from .tokens import Tokens, tokenize
-from .trace import Record, Skip, Trace, trace
+from .skips import Skip
+from .trace import Record, Trace, trace
 
 __all__ = ["Architecture", "AttentionCapture", "Record", "SdlabError", "Skip", "Tokens", "Trace", "architecture",
            "capture_attention", "load", "tokenize", "trace"]

@@ -27,8 +27,11 @@ def _load(args):
 
 
 def _components(choice: str, available) -> list[str]:
-    """`text_encoder` means every text encoder (SDXL has two)."""
-    return [c for c in available if choice == "all" or c.startswith(choice)]
+    """`text_encoder` means every text encoder (SDXL has two, SD3 three)."""
+    chosen = [c for c in available if choice == "all" or c.startswith(choice)]
+    if not chosen:
+        raise SdlabError(f"this pipeline has no {choice}: choose --component from all, {', '.join(available)}")
+    return chosen
 
 
 def _cmd_trace(args) -> int:
@@ -37,23 +40,27 @@ def _cmd_trace(args) -> int:
     import torch
 
     from . import architecture, trace
-    from .render.diagram import unet_diagram
+    from .render.diagram import transformer_diagram, unet_diagram
     from .trace import components_of
 
+    if args.diagram and args.component not in ("all", "unet", "transformer"):
+        raise SdlabError("--diagram draws the unet or transformer: use --component all, unet or transformer")
+    target = architecture(args.arch) if args.arch else _load(args)
+    chosen = _components(args.component, components_of(target))
+    denoiser = next((c for c in chosen if c in ("unet", "transformer")), None)
     if args.arch:
-        target = architecture(args.arch)
-        t = target.trace(_components(args.component, components_of(target)))
+        t = target.trace(chosen)
     else:
-        target = _load(args)
-        with trace(target, _components(args.component, components_of(target))) as t:
+        with trace(target, chosen) as t:
             target(args.prompt, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0))
     if args.params:
         from .render.params import param_summary
 
-        for name in _components(args.component, components_of(target)):
+        for name in chosen:
             print(f"{name}\n{param_summary(components_of(target)[name], depth=args.depth)}")
     if args.diagram:
-        path = unet_diagram(t).render(outfile=args.diagram, cleanup=True)
+        draw = unet_diagram if denoiser == "unet" else transformer_diagram
+        path = draw(t).render(outfile=args.diagram, cleanup=True)
         print(f"wrote {path}", file=sys.stderr)
     if args.json:
         json.dump(t.to_json(), sys.stdout)
@@ -142,15 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
+    from .architectures import NAMES
+    from .hooks import COMPONENTS
+
     p = sub.add_parser("trace", help="print every block's input and output shapes")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--arch", choices=["sd15", "sd21", "sdxl"], help="full-size architecture on meta, no weights")
+    source.add_argument("--arch", choices=NAMES, help="full-size architecture on meta, no weights")
     _add_model_args(p, source)
-    p.add_argument("--component", default="all", choices=["all", "unet", "vae", "text_encoder", "text_encoder_2"])
+    p.add_argument("--component", default="all", choices=["all", *COMPONENTS])
     p.add_argument("--depth", type=int, default=1, help="0 components, 1 stages, 2 blocks, 3+ layers")
     p.add_argument("--json", action="store_true", help="print every record as JSON")
     p.add_argument("--params", action="store_true", help="also print parameters by block (torchinfo)")
-    p.add_argument("--diagram", metavar="FILE.svg", help="also draw the UNet as a U (svg, png or pdf)")
+    p.add_argument("--diagram", metavar="FILE.svg", help="also draw the UNet as a U or the transformer "
+                   "as a stack (svg, png or pdf)")
     p.add_argument("--prompt", default=PROMPT, help="with --model: the prompt of the short generation")
     p.add_argument("--steps", type=int, default=2, help="with --model: denoising steps")
     p.set_defaults(run=_cmd_trace)

@@ -5,13 +5,13 @@
 """
 import functools
 import inspect
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .errors import SdlabError
+from .hooks import Hooks, branch_rows, deferred_interrupts, plan_rows
 
 PREDICTION = {"epsilon": "noise", "v_prediction": "v", "sample": "x0"}  # what the UNet's output is, in a word
 
@@ -70,56 +70,68 @@ def _check(pipe):
                          "here; use a DDIM, DDPM, PNDM, Euler or DPM-Solver scheduler")
 
 
-@contextmanager
-def record_denoising(pipe):
+class record_denoising:  # noqa: N801 - used like a function: `with record_denoising(pipe) as run:`
     """Record every step of the pipeline's own loop: a UNet forward hook and a pass-through wrapper on scheduler.step.
 
-    Nothing is recomputed and nothing is changed: the same seed gives the same image. Both are removed on exit.
+    Nothing is recomputed and nothing is changed: the same seed gives the same image. Both are undone on exit.
     >>> with record_denoising(pipe) as run: pipe("a red circle", num_inference_steps=4)
     >>> [s.timestep for s in run.steps]
     """
-    _check(pipe)
-    scheduler = pipe.scheduler
-    run = Denoising(prediction_type=scheduler.config.get("prediction_type", "epsilon"),
-                    scheduler=type(scheduler).__name__)
-    seen: dict[str, torch.Tensor] = {}
 
-    def unet_hook(module, args, output):
+    def __init__(self, pipe):
+        _check(pipe)
+        self.pipe, self.hooks, self.seen = pipe, None, {}
+        self.run = Denoising(prediction_type=pipe.scheduler.config.get("prediction_type", "epsilon"),
+                             scheduler=type(pipe.scheduler).__name__)
+
+    def __enter__(self) -> Denoising:
+        if self.hooks is not None:
+            raise SdlabError("this recorder was already used: open a new `with record_denoising(pipe) as run:`")
+        self.hooks = Hooks()
+        try:
+            with deferred_interrupts():
+                self.hooks.post(self.pipe.unet, self._unet_output)
+                self.hooks.patch(self.pipe.scheduler, "step", self._wrap_step)
+        except BaseException:
+            self.hooks.close()
+            raise
+        return self.run
+
+    def __exit__(self, *exc) -> None:
+        self.hooks.close()
+
+    def _unet_output(self, module, args, kwargs, output):
         # A forward hook sees the batch the pipeline built: [uncond; cond] when guidance is on.
-        seen["unet"] = output[0].detach()
-        run.guidance_scale = getattr(pipe, "guidance_scale", None)
+        self.seen["unet"] = output[0].detach()
+        self.run.guidance_scale = getattr(self.pipe, "guidance_scale", None)
 
-    original = scheduler.step
-    signature = inspect.signature(original)
+    def _wrap_step(self, original):
+        signature = inspect.signature(original)
 
-    @functools.wraps(original)  # the pipeline inspects step's parameters (eta, generator): keep them visible
-    def step(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        wants_dict = bound.arguments.get("return_dict", True)
-        bound.arguments["return_dict"] = True
-        out = original(*bound.args, **bound.kwargs)
-        _record(run, scheduler, seen.pop("unet", None), bound.arguments, out)
-        return out if wants_dict else out.to_tuple()
-
-    handle = pipe.unet.register_forward_hook(unet_hook)
-    scheduler.step = step
-    try:
-        yield run
-    finally:
-        handle.remove()
-        del scheduler.step  # the instance attribute goes; the class's method shows through again
+        @functools.wraps(original)  # the pipeline inspects step's parameters (eta, generator): keep them visible
+        def step(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            wants_dict = bound.arguments.get("return_dict", True)
+            bound.arguments["return_dict"] = True
+            out = original(*bound.args, **bound.kwargs)
+            _record(self.run, self.pipe, self.seen.pop("unet", None), bound.arguments, out)
+            return out if wants_dict else out.to_tuple()
+        return step
 
 
-def _record(run: Denoising, scheduler, unet_out, arguments: dict, out) -> None:
+def _record(run: Denoising, pipe, unet_out, arguments: dict, out) -> None:
+    scheduler = pipe.scheduler
     guided, timestep, sample = arguments["model_output"], arguments["timestep"], arguments["sample"]
-    half = unet_out.shape[0] - guided.shape[0] if unet_out is not None else 0
+    rows = plan_rows(pipe, unet_out.shape[0], expected=guided.shape[0]) if unet_out is not None else []
+    cond = branch_rows(rows, "cond") if rows else slice(None)
+    uncond = rows and any(r.branch == "uncond" for r in rows)
     x0 = getattr(out, "pred_original_sample", None)
     if x0 is None:  # PNDM and DPM-Solver return only the next latent
         x0 = x0_from_prediction(scheduler, guided, timestep, sample)
     run.steps.append(Step(
         index=len(run.steps), timestep=int(timestep), latent=_array(sample),
-        cond=_array(unet_out[half:] if unet_out is not None else guided),
-        uncond=_array(unet_out[:half]) if half else None,
+        cond=_array(unet_out[cond] if unet_out is not None else guided),
+        uncond=_array(unet_out[branch_rows(rows, "uncond")]) if uncond else None,
         guided=_array(guided), x0=_array(x0), next_latent=_array(out.prev_sample),
     ))
 

@@ -155,12 +155,16 @@ def load(source: str | Path = "tiny", *, allow_pickle: bool = False, config: str
                          "(folders, hub ids and 'tiny' bring their own configs) or check the file's path")
     with _quiet_loading():
         pipe = _pipeline(source, allow_pickle, config, **kwargs)
-    if "torch_dtype" not in kwargs:  # one dtype everywhere: transformers keeps a text encoder's saved dtype
-        import torch
+    import torch
 
-        for module in pipe.components.values():
-            if isinstance(module, torch.nn.Module) and module.dtype != torch.float32:
-                module.to(torch.float32)
+    for module in pipe.components.values():
+        if not isinstance(module, torch.nn.Module):
+            continue
+        if "torch_dtype" not in kwargs and module.dtype != torch.float32:  # transformers keeps a saved dtype
+            module.to(torch.float32)
+        for tensor in (*module.parameters(), *module.buffers()):
+            if tensor.data_ptr() % 64:  # memory-mapped weights sit unaligned: CPU kernels then round differently
+                tensor.data = tensor.data.clone()
     return pipe
 
 

@@ -3,36 +3,61 @@
 >>> for skip in t.ledger(): print(skip)
 unet.conv_in 1x320x64x64 -> up_blocks.3.resnets.2: 320 + 320 -> 640
 """
-from .trace import Record, Skip, first_shape
+from dataclasses import dataclass
+
+from .records import Record, first_shape
 
 
-def _pushes(records: list[Record]) -> list[tuple[str, list[int]]]:
-    """(source, shape) for each tensor diffusers appends to `down_block_res_samples`, in order."""
-    by_path = {r.path: r for r in records}
-    pushes = [("conv_in", first_shape(by_path["conv_in"].outputs))]
-    blocks = sorted((r for r in records if r.path.count(".") == 1 and r.path.startswith("down_blocks.")),
-                    key=lambda r: r.index)
-    for block in blocks:
-        # A down block returns (hidden_states, res_samples): one per ResNet (after its attention) + the downsampler's.
-        res_samples = block.outputs[1]
-        names = [f"{block.path}.attentions.{j}" if f"{block.path}.attentions.{j}" in by_path
-                 else f"{block.path}.resnets.{j}" for j in range(len(res_samples))]
-        if f"{block.path}.downsamplers.0" in by_path:
-            names[-1] = f"{block.path}.downsamplers.0"
-        pushes += list(zip(names, res_samples))
-    return pushes
+@dataclass
+class Skip:
+    """One tensor through a UNet skip connection: pushed by `source`, concatenated at `target`."""
+
+    source: str
+    shape: list[int]
+    target: str
+    before: int  # channels arriving from below
+    skip: int  # channels from the skip
+    after: int  # channels into the target ResNet: before + skip
+
+    def __str__(self) -> str:
+        shape = "x".join(map(str, self.shape))
+        return f"{self.source} {shape} -> {self.target}: {self.before} + {self.skip} -> {self.after}"
+
+
+def pairs(paths) -> list[tuple[str, str]]:
+    """(source, target) of every skip, from a UNet's module paths alone: pushed going down, popped last-in-first-out.
+
+    Each down block pushes one tensor per ResNet (its attention's output, when it has one) and one from its
+    downsampler; conv_in pushes first. Each up-block ResNet pops one and concatenates it to its input.
+    >>> pairs(p for p, _ in unet.named_modules())[0]   # ('conv_in', 'up_blocks.3.resnets.2') in SD 1.5
+    """
+    paths = set(paths)
+    if "conv_in" not in paths:
+        return []
+    pushes = ["conv_in"]
+    for block in _numbered(paths, "down_blocks"):
+        for j in _numbered(paths, f"{block}.resnets"):
+            attention = f"{block}.attentions.{j.rsplit('.', 1)[1]}"
+            pushes.append(attention if attention in paths else j)
+        if f"{block}.downsamplers.0" in paths:
+            pushes.append(f"{block}.downsamplers.0")
+    pops = [r for block in _numbered(paths, "up_blocks") for r in _numbered(paths, f"{block}.resnets")]
+    return [(pushes.pop(), target) for target in pops]
+
+
+def _numbered(paths: set[str], prefix: str) -> list[str]:
+    """prefix.0, prefix.1, ... that exist, in number order."""
+    found = {p[len(prefix) + 1:].split(".")[0] for p in paths if p.startswith(prefix + ".")}
+    return [f"{prefix}.{n}" for n in sorted((n for n in found if n.isdigit()), key=int)]
 
 
 def ledger(records: list[Record]) -> list[Skip]:
-    """Pair each push with the up-block ResNet that pops it (last in, first out) and concatenates it."""
-    if not any(r.path == "conv_in" for r in records):
-        return []
-    stack = _pushes(records)
+    """Each skip with the shape pushed and the channels concatenated at the up-block ResNet that pops it."""
+    by_path = {r.path: r for r in records}
     skips = []
-    for resnet in sorted((r for r in records if r.path.startswith("up_blocks.") and r.path.count(".") == 3
-                          and ".resnets." in r.path), key=lambda r: r.index):
-        source, shape = stack.pop()
-        after = first_shape(resnet.inputs)[1]
-        skips.append(Skip(source=f"unet.{source}", shape=shape, target=f"unet.{resnet.path}",
+    for source, target in pairs(by_path):
+        shape = first_shape(by_path[source].outputs)
+        after = first_shape(by_path[target].inputs)[1]
+        skips.append(Skip(source=f"unet.{source}", shape=shape, target=f"unet.{target}",
                           before=after - shape[1], skip=shape[1], after=after))
     return skips

@@ -1,100 +1,24 @@
-"""Record every module call of a Stable Diffusion pipeline: path, class, shapes, step.
+"""Record every module call of a Stable Diffusion pipeline: path, class, shapes, step, and what fed it.
 
 >>> with sdlab.trace(pipe) as t: pipe("a red circle on the left", num_inference_steps=2)
 >>> print(t.table(depth=1))
 """
+import functools
 import inspect
-from dataclasses import asdict, dataclass, field
+import weakref
+from dataclasses import asdict
 from typing import Any
 
 import torch
 
+from .budget import GiB, check_budget
 from .errors import SdlabError
+from .hooks import Clock, Hooks, components_of, deferred_interrupts, guidance_on, site
+from .records import Record, first_dtype, first_shape, shapes, tensors  # noqa: F401 - first_shape is public here
+from .render.table import format_table
+from .skips import Skip, ledger
 
-COMPONENTS = ("text_encoder", "text_encoder_2", "unet", "vae")
 VAE_CALLS = ("encode", "decode")  # pipelines call the VAE through these methods, never through its forward
-_NAMES = {"UNet2DConditionModel": "unet", "AutoencoderKL": "vae", "CLIPTextModel": "text_encoder",
-          "CLIPTextModelWithProjection": "text_encoder_2"}
-
-
-@dataclass
-class Record:
-    """One module call. Shapes are nested lists of ints; tuples and dicts keep their nesting."""
-
-    index: int  # call order (a parent comes before its children)
-    component: str  # as the pipeline names it: unet, vae, text_encoder, text_encoder_2
-    path: str  # exactly as diffusers names the module; "" is the component itself
-    type: str
-    inputs: dict[str, Any]
-    outputs: Any
-    dtype: str | None
-    params: int
-    step: int | None  # denoising step (UNet calls only)
-    cfg: bool  # batch doubled for classifier-free guidance
-
-    @property
-    def name(self) -> str:
-        return f"{self.component}.{self.path}" if self.path else self.component
-
-    @property
-    def depth(self) -> int:
-        """0 component, 1 stage (down_blocks.1), 2 block (down_blocks.1.resnets.0), 3 layer..."""
-        return sum(not part.isdigit() for part in self.path.split(".")) if self.path else 0
-
-
-@dataclass
-class Skip:
-    """One tensor through a UNet skip connection: pushed by `source`, concatenated at `target`."""
-
-    source: str
-    shape: list[int]
-    target: str
-    before: int  # channels arriving from below
-    skip: int  # channels from the skip
-    after: int  # channels into the target ResNet: before + skip
-
-    def __str__(self) -> str:
-        return f"{self.source} {_fmt(self.shape)} -> {self.target}: {self.before} + {self.skip} -> {self.after}"
-
-
-def _fmt(shape) -> str:
-    return "x".join(map(str, shape))
-
-
-def shapes(value) -> Any:
-    """Shape tree of a value: tensors -> list of ints; tuples, lists and dicts keep their nesting."""
-    if isinstance(value, torch.Tensor):
-        return list(value.shape)
-    if isinstance(getattr(value, "logvar", None), torch.Tensor):  # the VAE's DiagonalGaussianDistribution
-        return {"mean": list(value.mean.shape), "logvar": list(value.logvar.shape)}
-    if isinstance(value, dict):
-        tree = {str(k): shapes(v) for k, v in value.items()}
-        return {k: v for k, v in tree.items() if v is not None} or None
-    if isinstance(value, (list, tuple)):
-        tree = [shapes(v) for v in value]
-        return tree if any(v is not None for v in tree) else None
-    return None
-
-
-def first_shape(tree) -> list[int] | None:
-    """The first tensor's shape in a shape tree (the main input or output of most modules)."""
-    if isinstance(tree, dict):
-        tree = list(tree.values())
-    if isinstance(tree, list) and tree and all(isinstance(v, int) for v in tree):
-        return tree
-    for item in tree or []:
-        if (found := first_shape(item)) is not None:
-            return found
-    return None
-
-
-def _first_dtype(value) -> str | None:
-    if isinstance(value, torch.Tensor):
-        return str(value.dtype).removeprefix("torch.")
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
-    return next((d for v in items if (d := _first_dtype(v))), None)
-
-
 _SIGNATURES: dict[Any, inspect.Signature] = {}
 
 
@@ -112,23 +36,13 @@ def _named_inputs(method, args, kwargs) -> dict[str, Any]:
     return {k: v for k, v in tree.items() if v is not None}
 
 
-def components_of(target) -> dict[str, torch.nn.Module]:
-    """The traceable modules of a pipeline, an Architecture, a dict, or one bare model."""
-    if isinstance(target, torch.nn.Module):
-        return {_NAMES.get(type(target).__name__, type(target).__name__.lower()): target}
-    found = target if isinstance(target, dict) else getattr(target, "components", None)
-    if not isinstance(found, dict):
-        raise SdlabError(f"cannot trace a {type(target).__name__}: give a diffusers pipeline, "
-                         "an sdlab.architecture(...), or a torch module")
-    return {k: m for k, m in found.items() if k in COMPONENTS and isinstance(m, torch.nn.Module)}
-
-
 class Trace:
-    """What a traced run recorded: `records`, the skip `ledger`, and views over them."""
+    """What a traced run recorded: `records`, the skip `ledger`, tensors `kept` on request, and views over them."""
 
     def __init__(self):
         self.records: list[Record] = []
-        self.failed: str | None = None  # module that raised, if the run failed
+        self.failed: str | None = None  # module that raised (or was interrupted), if the run did not finish
+        self.kept: dict[str, list[torch.Tensor]] = {}  # site -> its main output at each denoiser call
 
     def select(self, depth: int | None = None, component: str | None = None, step: int | None = 0,
                path: str | None = None) -> list[Record]:
@@ -149,13 +63,9 @@ class Trace:
 
     def ledger(self, step: int = 0) -> list[Skip]:
         """The UNet's skip stack: each tensor pushed on the way down and where it is concatenated."""
-        from .skips import ledger
-
         return ledger(self.select(component="unet", step=step))
 
     def table(self, depth: int = 1, component: str | None = None, step: int | None = 0) -> str:
-        from .render.table import format_table
-
         return format_table(self.select(depth, component, step))
 
     def to_json(self) -> dict:
@@ -166,72 +76,97 @@ class Trace:
 class trace:  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:`
     """Context manager that hooks every module of the target and removes every hook on exit.
 
+    keep: sites ("unet.mid_block") whose main output is kept at every denoiser call, for activation patching;
+    budget: bytes the kept tensors may take (checked at the first call, before the rest of the run).
     >>> with sdlab.trace(sdlab.architecture("sd15")) as t: ...
     >>> t.get("unet.conv_in").outputs   # [1, 320, 64, 64]
     """
 
-    def __init__(self, target, components: list[str] | None = None):
+    def __init__(self, target, components: list[str] | None = None, keep: list[str] = (), budget: int = 2 * GiB):
         found = components_of(target)
         if components:
             unknown = sorted(set(components) - set(found))
             if unknown:
                 raise SdlabError(f"no component {', '.join(unknown)} here: choose from {', '.join(found)}")
             found = {k: found[k] for k in components}
-        self.target, self.modules = target, found
+        self.keep = {name: site(components_of(target), name) for name in keep}
+        self.target, self.modules, self.budget = target, found, budget
         self.result = Trace()
-        self._handles: list = []
-        self._shadowed: list[tuple[torch.nn.Module, str]] = []
+        self._hooks: Hooks | None = None
         self._stack: list[tuple[int, str, str, torch.nn.Module]] = []
         self._calls = 0
-        self._unet_calls = 0
+        self._producers: dict[int, tuple[weakref.ref, int]] = {}
         self._param_cache: dict[int, int] = {}
+        self._clock: Clock | None = None
 
     def __enter__(self) -> Trace:
-        for component, root in self.modules.items():
-            for path, module in root.named_modules():
-                self._handles.append(module.register_forward_pre_hook(
-                    self._pre_hook(component, path), with_kwargs=True))
-                self._handles.append(module.register_forward_hook(
-                    self._post_hook(component, path), with_kwargs=True))
-            if component == "vae":
-                for name in VAE_CALLS:  # an instance attribute shadowing the method, deleted on exit
-                    setattr(root, name, self._vae_call(root, name))
-                    self._shadowed.append((root, name))
+        if self._hooks is not None:
+            raise SdlabError("this trace was already used: open a new `with sdlab.trace(pipe) as t:` for each run")
+        self._hooks = Hooks()
+        try:
+            with deferred_interrupts():
+                self._install(self._hooks)
+        except BaseException:
+            self._hooks.close()
+            raise
         return self.result
 
+    def _install(self, hooks: Hooks) -> None:
+        if any(name in self.modules for name in ("unet", "transformer")) or self.keep:
+            self._clock = Clock(self.target).install(hooks)
+        for component, root in self.modules.items():
+            for path, module in root.named_modules():
+                hooks.pre(module, self._pre_hook(component, path))
+                hooks.post(module, self._post_hook(component, path))
+            if component == "vae":
+                for name in VAE_CALLS:  # recorded as the VAE's own calls: its forward never runs in a pipeline
+                    hooks.patch(root, name, functools.partial(self._vae_call, root, name))
+        for name, module in self.keep.items():
+            self.result.kept[name] = []
+            hooks.output(module, functools.partial(self._keep, name))
+
     def __exit__(self, kind, error, tb) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        for root, name in self._shadowed:
-            vars(root).pop(name, None)
-        self._shadowed.clear()
+        self._hooks.close()
         self.result.records.sort(key=lambda r: r.index)
-        if self._stack and isinstance(error, Exception):
-            _, component, path, module = self._stack[-1]
+        if self._stack and isinstance(error, BaseException):
+            _, component, path, module, _ = self._stack[-1]
             self.result.failed = f"{component}.{path}".rstrip(".")
-            first_line = (str(error).strip().splitlines() or [""])[0]
-            raise SdlabError(f"{self.result.failed} ({type(module).__name__}) failed: "
-                             f"{type(error).__name__}: {first_line} "
-                             f"(the trace kept the {len(self.result.records)} calls that finished)") from error
+            if isinstance(error, Exception) and not isinstance(error, SdlabError):
+                first_line = (str(error).strip().splitlines() or [""])[0]
+                raise SdlabError(f"{self.result.failed} ({type(module).__name__}) failed: "
+                                 f"{type(error).__name__}: {first_line} "
+                                 f"(the trace kept the {len(self.result.records)} calls that finished)") from error
+
+    def _keep(self, name: str, value: torch.Tensor) -> None:
+        kept = self.result.kept[name]
+        if not kept and self._clock.steps:  # first call: the whole run's cost is known now
+            need = value.numel() * value.element_size() * self._clock.steps * len(self.keep)
+            check_budget(need, self.budget, f"keeping {', '.join(self.keep)} for {self._clock.steps} steps",
+                         "keep fewer sites or run fewer steps")
+        kept.append(value.detach().clone())
 
     def _pre_hook(self, component, path):
         def hook(module, args, kwargs):
-            if component == "unet" and not path:
-                self._unet_calls += 1
-            self._stack.append((self._calls, component, path, module))
+            fed_by = sorted({p for v in (*args, *kwargs.values()) for t in tensors(v) if (p := self._producer(t))
+                             is not None})
+            self._stack.append((self._calls, component, path, module, fed_by))
             self._calls += 1
         return hook
+
+    def _producer(self, tensor: torch.Tensor) -> int | None:
+        found = self._producers.get(id(tensor))
+        return found[1] if found and found[0]() is tensor else None
 
     def _post_hook(self, component, path):
         def hook(module, args, kwargs, output):
             self._record(component, path, module, type(module).__name__, module.forward, args, kwargs, output)
         return hook
 
-    def _vae_call(self, vae, name: str):
+    def _vae_call(self, vae, name: str, method):
         """`vae.encode` / `vae.decode`, recorded as the component's own call (its forward never runs)."""
-        method, pre = getattr(vae, name), self._pre_hook("vae", "")
+        pre = self._pre_hook("vae", "")
 
+        @functools.wraps(method)
         def call(*args, **kwargs):
             pre(vae, args, kwargs)
             output = method(*args, **kwargs)
@@ -240,13 +175,16 @@ class trace:  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:
         return call
 
     def _record(self, component, path, module, kind, method, args, kwargs, output):
-        index, *_ = self._stack.pop()
+        index, *_, fed_by = self._stack.pop()
+        denoising = self._clock is not None and component == self._clock.name
+        for t in tensors(output):  # the latest call to return a tensor is its producer (a block, not its last layer)
+            self._producers[id(t)] = (weakref.ref(t), index)
         self.result.records.append(Record(
             index=index, component=component, path=path, type=kind,
             inputs=_named_inputs(method, args, kwargs), outputs=shapes(output),
-            dtype=_first_dtype(output), params=self._params(module),
-            step=self._unet_calls - 1 if component == "unet" else None,
-            cfg=component == "unet" and bool(getattr(self.target, "do_classifier_free_guidance", False)),
+            dtype=first_dtype(output), params=self._params(module),
+            step=self._clock.call if denoising else None,
+            cfg=denoising and guidance_on(self.target, _batch(args, kwargs)), fed_by=fed_by,
         ))
 
     def _params(self, module) -> int:
@@ -254,3 +192,9 @@ class trace:  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:
         if key not in self._param_cache:
             self._param_cache[key] = sum(p.numel() for p in module.parameters())
         return self._param_cache[key]
+
+
+
+def _batch(args, kwargs) -> int:
+    """The batch size of a denoiser call: its first tensor argument's first dimension."""
+    return next((t.shape[0] for v in (*args, *kwargs.values()) for t in tensors(v)), 0)

@@ -74,5 +74,5 @@ def test_sdxl_pooled_text_and_time_ids():
 
 
 def test_unknown_architecture_is_one_line_error():
-    with pytest.raises(sdlab.SdlabError, match="choose one of sd15, sd21, sdxl"):
-        sdlab.architecture("sd3")
+    with pytest.raises(sdlab.SdlabError, match="choose one of sd15, sd21, sdxl, sd3, flux, pixart"):
+        sdlab.architecture("sd4")

@@ -123,7 +123,7 @@ def test_restored_after_exception_in_the_body(random_pipe):
 
 def test_budget_refuses_before_the_run_in_one_line(random_pipe):
     before = state(random_pipe)
-    with pytest.raises(SdlabError, match=r"about 0\.\d\d GiB, over budget=0\.00 GiB; shrink it with steps='mean'") \
+    with pytest.raises(SdlabError, match=r"about \d+\.\d MiB, over budget=1000 bytes; shrink it with steps='mean'") \
             as err:
         with capture_attention(random_pipe, steps="each", heads="each", budget=1000) as cap:
             run(random_pipe)

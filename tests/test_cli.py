@@ -42,7 +42,7 @@ def test_bad_model_is_one_line_and_exit_2(tmp_path, capsys):
 
 def test_unknown_arch_is_rejected_by_argparse():
     with pytest.raises(SystemExit) as exit_:
-        main(["trace", "--arch", "sd3"])
+        main(["trace", "--arch", "sd4"])
     assert exit_.value.code == 2
 
 

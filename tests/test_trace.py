@@ -127,7 +127,7 @@ def test_keyboard_interrupt_passes_through_and_removes_hooks(random_pipe):
 
 
 def test_bad_targets_are_one_line_errors(random_pipe):
-    with pytest.raises(sdlab.SdlabError, match="cannot trace a int"):
+    with pytest.raises(sdlab.SdlabError, match="cannot instrument a int"):
         sdlab.trace(42)
     with pytest.raises(sdlab.SdlabError, match="no component unet_2 here"):
         sdlab.trace(random_pipe, ["unet_2"])

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import SdlabError
-from . import NAMES, _read
+from . import UNETS, _read, library
 from .clip_tokenizer import write_clip_tokenizer
 
 
@@ -32,7 +32,7 @@ def key_for_checkpoint(checkpoint: dict) -> str | None:
         repo = fetch_diffusers_config(checkpoint)["pretrained_model_name_or_path"]
     except Exception:  # diffusers trips on some non-SD layouts; those are not ours to configure
         return None
-    return {_read(key, "pipeline")["source"]: key for key in NAMES}.get(repo)
+    return {_read(key, "pipeline")["source"]: key for key in UNETS}.get(repo)
 
 
 def _fingerprint(key: str) -> str:
@@ -46,10 +46,6 @@ def _fingerprint(key: str) -> str:
     return digest.hexdigest()[:12]
 
 
-def _library(class_name: str) -> str:
-    return "transformers" if class_name.startswith("CLIP") else "diffusers"
-
-
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
@@ -61,7 +57,7 @@ def _write_component(folder: Path, key: str, part: str) -> str:
 
     config = _read(key, part)
     class_name = config.pop("_class_name")
-    if _library(class_name) == "transformers":
+    if library(class_name) == "transformers":
         (folder / part).mkdir()
         transformers.CLIPTextConfig(**config, architectures=[class_name]).to_json_file(folder / part / "config.json")
     else:
@@ -75,7 +71,7 @@ def _write(key: str, folder: Path) -> None:
     index = {"_class_name": info["pipeline_class"]}
     for part in info["components"]:
         class_name = _write_component(folder, key, part)
-        index[part] = [_library(class_name), class_name]
+        index[part] = [library(class_name), class_name]
     # SD 2.x and SDXL's tokenizer_2 publish pad_token "!" in special_tokens_map.json, which overrides the
     # tokenizer_config's <|endoftext|>; we assume that effective value (so "!" in a prompt is id 0 there too).
     for name, pad_token in info["pad_tokens"].items():
@@ -93,8 +89,8 @@ def config_folder(key: str, root: str | Path | None = None) -> Path:
 
     It is written to a temporary folder and renamed into place, so a crash never leaves a half-written one.
     """
-    if key not in NAMES:
-        raise SdlabError(f"unknown architecture {key!r}: choose one of {', '.join(NAMES)}")
+    if key not in UNETS:
+        raise SdlabError(f"unknown architecture {key!r}: choose one of {', '.join(UNETS)}")
     parent = Path(root) if root is not None else cache_root() / "configs"
     final = parent / f"{key}-{_fingerprint(key)}"
     if final.is_dir():

@@ -3,7 +3,7 @@
 >>> print(format_table(t.select(depth=1, component="unet")))
 unet.conv_in   Conv2d   1x4x64x64 -> 1x320x64x64   11,840
 """
-from ..trace import Record
+from ..records import Record
 
 
 def fmt_shape(tree) -> str:

@@ -3,40 +3,23 @@
 TokenCompose-style (CVPR 2024): each colour/shape word should put its attention mass inside its own
 object's mask; for two objects, each object's pixels should attend to its own words, not the other's.
 
->>> probs = record_cross_attention(pipe.unet)     # a dict: layer name -> list of (batch*heads, pixels, 77)
+>>> probs = record_cross_attention(hooks, pipe.unet)   # layer name -> list of (batch*heads, pixels, 77)
 >>> loss = grounding_loss(probs, tokens, cells={8: cells8, 4: cells4, 2: cells2})
 """
 import torch
 import torch.nn.functional as F
 
 
-class ProbsProcessor:
-    """Cross-attention computed explicitly so its probabilities can be kept (with grad when training)."""
+def record_cross_attention(hooks, unet) -> dict[str, list]:
+    """Keep every cross-attention (attn2) layer's probabilities, with their gradient; layer name -> list of
+    (batch*heads, pixels, 77). Undone with `hooks`."""
+    from ..attention import attention_layers, attach
 
-    def __init__(self, store: list):
-        self.store = store
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **_):
-        query = attn.head_to_batch_dim(attn.to_q(hidden_states))
-        key = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
-        value = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
-        probs = attn.get_attention_scores(query, key, None)
-        self.store.append(probs)
-        out = attn.batch_to_head_dim(torch.bmm(probs, value))
-        return attn.to_out[1](attn.to_out[0](out))
-
-
-def record_cross_attention(unet) -> dict[str, list]:
-    """Put a ProbsProcessor on every cross-attention (attn2) layer; return layer name -> its probs list."""
     stores = {}
-    processors = {}
-    for name, proc in unet.attn_processors.items():
-        if ".attn2." in name:
-            stores[name.removesuffix(".processor")] = store = []
-            processors[name] = ProbsProcessor(store)
-        else:
-            processors[name] = proc
-    unet.set_attn_processor(processors)
+    for layer in attention_layers(unet):
+        if layer.kind == "cross":
+            stores[layer.path] = store = []
+            attach(hooks, layer.module, lambda call, store=store: store.append(call.probs(slice(None)).flatten(0, 1)))
     return stores
 
 

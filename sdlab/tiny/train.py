@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers.models.attention_processor import AttnProcessor2_0
 from tqdm import tqdm
 
 from ..errors import SdlabError
+from ..hooks import Hooks
 from .config import SCHEDULER, WORDS, build_pipeline
 from .grounding import grounding_loss, pooled_masks, record_cross_attention
 from .scenes import make_scene
@@ -156,28 +156,29 @@ def train_unet(recipe: Recipe, pipe, data: dict, out: Path) -> None:
     opt = torch.optim.AdamW(models.parameters(), lr=recipe.unet_lr, weight_decay=1e-2)
     ckpt = out / "unet.pt"
     step = resume(ckpt, {"models": models, "ema": ema, "opt": opt})
-    stores = record_cross_attention(unet)
-    empty_ids = pipe.tokenizer("", padding="max_length", return_tensors="pt").input_ids
-    models.train()
-    bar = tqdm(range(step, recipe.unet_steps), initial=step, total=recipe.unet_steps, desc="unet", mininterval=20)
-    for step in bar:
-        x0, noise, t, ids, tokens, cells = unet_batch(recipe, data, empty_ids, step)
-        v = unet(scheduler.add_noise(x0, noise, t), t, text(ids)[0]).sample
-        mse = F.mse_loss(v, scheduler.get_velocity(x0, noise, t))
-        ground = grounding_loss(stores, tokens, cells)
-        for group in opt.param_groups:
-            group["lr"] = recipe.unet_lr * min(1, (step + 1) / recipe.warmup)
-        opt.zero_grad()
-        (mse + recipe.grounding * ground).backward()
-        torch.nn.utils.clip_grad_norm_(models.parameters(), 1.0)
-        opt.step()
-        ema_update(ema, models, min(recipe.ema, (1 + step) / (10 + step)))
-        bar.set_postfix(mse=f"{mse.item():.4f}", ground=f"{ground.item():.3f}", refresh=False)
-        if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.unet_steps:
-            save_checkpoint(ckpt, {"models": models.state_dict(), "ema": ema.state_dict(),
-                                   "opt": opt.state_dict(), "step": step + 1})
-            tqdm.write(f"{time.strftime('%H:%M:%S')} unet step {step + 1} mse {mse.item():.4f} "
-                       f"ground {ground.item():.3f}")
+    with Hooks() as hooks:  # the probability recorders come off the UNet when training ends or fails
+        stores = record_cross_attention(hooks, unet)
+        empty_ids = pipe.tokenizer("", padding="max_length", return_tensors="pt").input_ids
+        models.train()
+        bar = tqdm(range(step, recipe.unet_steps), initial=step, total=recipe.unet_steps, desc="unet", mininterval=20)
+        for step in bar:
+            x0, noise, t, ids, tokens, cells = unet_batch(recipe, data, empty_ids, step)
+            v = unet(scheduler.add_noise(x0, noise, t), t, text(ids)[0]).sample
+            mse = F.mse_loss(v, scheduler.get_velocity(x0, noise, t))
+            ground = grounding_loss(stores, tokens, cells)
+            for group in opt.param_groups:
+                group["lr"] = recipe.unet_lr * min(1, (step + 1) / recipe.warmup)
+            opt.zero_grad()
+            (mse + recipe.grounding * ground).backward()
+            torch.nn.utils.clip_grad_norm_(models.parameters(), 1.0)
+            opt.step()
+            ema_update(ema, models, min(recipe.ema, (1 + step) / (10 + step)))
+            bar.set_postfix(mse=f"{mse.item():.4f}", ground=f"{ground.item():.3f}", refresh=False)
+            if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.unet_steps:
+                save_checkpoint(ckpt, {"models": models.state_dict(), "ema": ema.state_dict(),
+                                       "opt": opt.state_dict(), "step": step + 1})
+                tqdm.write(f"{time.strftime('%H:%M:%S')} unet step {step + 1} mse {mse.item():.4f} "
+                           f"ground {ground.item():.3f}")
 
 
 def export(pipe, out: Path, folder: Path, scale: float) -> Path:
@@ -185,7 +186,6 @@ def export(pipe, out: Path, folder: Path, scale: float) -> Path:
     state = torch.load(out / "unet.pt", weights_only=False)
     models = torch.nn.ModuleDict({"unet": pipe.unet, "text": pipe.text_encoder})
     models.load_state_dict(state["ema"])
-    pipe.unet.set_attn_processor(AttnProcessor2_0())
     pipe.vae.register_to_config(scaling_factor=scale)
     pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)  # keeps a MODEL_CARD.md beside
     shutil.rmtree(folder / "tokenizer")

@@ -1,0 +1,252 @@
+"""Capture attention probabilities of a diffusers UNet while a pipeline runs: exact, reduced as it goes, undone on exit.
+
+>>> with capture_attention(pipe) as cap: image = pipe("a red circle", num_inference_steps=20).images[0]
+>>> cap.heatmap("circle")          # (height, width) over the image, divided by its maximum -> [0, 1]
+"""
+import functools
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..budget import GiB, check_budget
+from ..errors import SdlabError
+from ..hooks import Clock, Hooks, branch_rows, deferred_interrupts, denoiser, plan_rows
+from ..tokens import prompt_tokenizers, tokenize
+from .explicit import attach
+from .layers import Layer, query_rows, select_layers
+from .maps import CapturedMaps, LayerMap
+
+
+@dataclass
+class Settings:
+    """What was captured and how it was reduced; exported verbatim to meta.json."""
+    layers: list[str]
+    heads: str
+    steps: object
+    branch: str
+    query: object
+    budget: int
+
+
+class Reducer:
+    """One layer's probabilities, reduced as calls finish: a running sum (memory flat in steps) or a slice a call.
+
+    A call's probabilities wait in `pending` until the whole UNet call has finished, so an interrupted call
+    leaves no layer with one step more than another.
+    """
+
+    def __init__(self, per_step: bool):
+        self.per_step, self.steps, self.slices, self.total, self.pending = per_step, [], [], None, None
+
+    def add(self, probs: torch.Tensor):
+        self.pending = probs
+
+    def commit(self, step: int):
+        if self.pending is None:
+            return
+        probs, self.pending = self.pending, None
+        self.steps.append(step)
+        if self.per_step:
+            self.slices.append(probs.cpu())
+        elif self.total is None:
+            self.total = probs
+        else:
+            self.total.add_(probs)
+
+    def result(self) -> np.ndarray:
+        """(rows, steps or 1, heads, queries, keys) as float32; the reducer lets go of its own copy."""
+        if self.per_step:
+            out = torch.stack(self.slices, 1).numpy()
+        else:
+            out = (self.total / len(self.steps)).unsqueeze(1).cpu().numpy()
+        self.slices, self.total = [], None
+        return out
+
+
+def estimate_bytes(layers: list[Layer], latent_hw, n_rows: int, n_keys: int, n_steps: int,
+                   settings: Settings) -> tuple[int, int]:
+    """(bytes the capture keeps for all layers, bytes of the largest transient score tensor), in float32."""
+    kept = transient = 0
+    for la in layers:
+        grid = la.grid(latent_hw)
+        n_query = grid[0] * grid[1]
+        keys = n_keys if la.kind == "cross" else n_query
+        rows_q = n_query if la.kind == "cross" or settings.query == "all" else len(query_rows(settings.query, grid))
+        transient = max(transient, 2 * n_rows * la.heads * rows_q * keys * 4)  # scores and softmax
+        kept_q = rows_q if la.kind == "cross" or settings.query == "all" else 1
+        kept += n_rows * (la.heads if settings.heads == "each" else 1) * kept_q * keys * 4 * n_steps
+    return kept, transient
+
+
+class AttentionCapture(CapturedMaps):
+    """The `cap` of `with capture_attention(pipe) as cap`: tokens, rows, and after the run `maps` and heatmaps."""
+
+    def __init__(self, pipe, layers: list[Layer], settings: Settings):
+        super().__init__(pipe, settings)
+        self.layers = layers
+        self.reducers = {la.path: Reducer(settings.steps == "each") for la in layers}
+        self.queries: dict[str, torch.Tensor | None] = {}
+        self.step, self.estimate, self.kept_estimate = -1, None, None
+        self.batch_rows = slice(None)
+        self.per_image = 1
+
+    def wants_step(self) -> bool:
+        steps = self.settings.steps
+        return steps in ("mean", "each") or self.step in steps
+
+    def one_run(self) -> None:
+        """A block captures one pipeline run: a second call would mix another prompt's rows into these maps."""
+        if self.step >= 0:
+            raise SdlabError("capture_attention keeps one pipeline run: open a new `with capture_attention(pipe) "
+                             "as cap:` block for each call")
+
+    def record_prompts(self, bound: dict):
+        """Tokenise the prompts encode_prompt was given (the pipeline tokenises the same way)."""
+        self.one_run()
+        tokenizers = prompt_tokenizers(self.pipe)
+        as_list = lambda p, n: [p] * n if isinstance(p, str) or p is None else list(p)  # noqa: E731
+        prompts = as_list(bound.get("prompt"), 1)
+        if prompts == [None] or not tokenizers:
+            return
+        self.per_image = bound.get("num_images_per_prompt") or 1
+        self.prompts = [tokenize(tokenizers[0], p) for p in prompts]
+        self.negatives = [tokenize(tokenizers[0], n or "") for n in as_list(bound.get("negative_prompt"), len(prompts))]
+        second = as_list(bound.get("prompt_2"), len(prompts))
+        if len(tokenizers) > 1 and second[0] is not None and second != prompts:
+            self.prompts_2 = [tokenize(tokenizers[1], p) for p in second]
+
+    def start_step(self, clock: Clock, named: dict):
+        """A UNet call begins: read the latent's shape, and on the first call plan rows and check memory."""
+        self.step = clock.call
+        sample = named.get("sample", named.get("hidden_states"))
+        self.latent_hw = tuple(sample.shape[-2:])
+        if self.step == 0:
+            self.plan(clock, sample.shape[0], named["encoder_hidden_states"].shape[1])
+
+    def plan(self, clock: Clock, batch: int, n_keys: int):
+        expected = len(self.prompts) * self.per_image if self.prompts else None
+        rows = plan_rows(self.pipe, batch, self.per_image, expected)
+        self.batch_rows = branch_rows(rows, self.settings.branch)
+        self.rows = rows[self.batch_rows]
+        for la in self.layers:
+            grid = la.grid(self.latent_hw)
+            self.queries[la.path] = None if la.kind == "cross" else query_rows(self.settings.query, grid)
+        n_steps = (clock.steps or 1) if self.settings.steps == "each" else 1
+        self.kept_estimate, transient = estimate_bytes(self.layers, self.latent_hw, len(self.rows), n_keys, n_steps,
+                                                       self.settings)
+        self.estimate = self.kept_estimate + transient
+        check_budget(self.estimate, self.settings.budget, "attention capture",
+                     "shrink it with steps='mean', heads='mean', fewer layers or factors, a self-attention query "
+                     "instead of 'all', or a smaller image")
+
+    def observe(self, layer: Layer):
+        """The observer for one layer: reduce this call's probabilities of the captured rows."""
+        def fn(call):
+            if not self.wants_step():
+                return
+            grid = layer.grid(self.latent_hw)
+            if call.q.shape[1] != grid[0] * grid[1]:  # the layout assumption, checked against the real shape
+                raise SdlabError(f"{layer.path} has {call.q.shape[1]} queries, not the {grid[0]}x{grid[1]} grid "
+                                 f"of latent {self.latent_hw} / {layer.factor}: this UNet's layout is unknown")
+            probs = call.probs(self.batch_rows, self.queries[layer.path])
+            if self.settings.heads == "mean":
+                probs = probs.mean(1, keepdim=True)
+            if layer.kind == "self" and self.queries[layer.path] is not None:
+                probs = probs.mean(2, keepdim=True)  # a region's map is the mean of its pixels' rows
+            self.reducers[layer.path].add(probs.detach())
+        return fn
+
+    def end_step(self, module, args, kwargs, output):
+        for reducer in self.reducers.values():
+            reducer.commit(self.step)
+
+    def finish(self):
+        """Turn the reducers into `maps` (also after an interrupted run: the UNet calls that finished)."""
+        for la in self.layers:
+            red = self.reducers[la.path]
+            if red.steps:
+                self.maps[la.path] = LayerMap(
+                    la.path, la.kind, la.factor, la.grid(self.latent_hw), red.steps, red.per_step, self.settings.heads,
+                    None if la.kind == "cross" else self.settings.query, red.result())
+        self.reducers.clear()
+
+
+def check_steps(steps):
+    """'mean', 'each', or a sorted list of UNet-call numbers (0-based) to average."""
+    if isinstance(steps, str) and steps in ("mean", "each"):
+        return steps
+    if not isinstance(steps, str) and hasattr(steps, "__iter__") and all(isinstance(s, int) and s >= 0 for s in steps):
+        return sorted(set(steps))
+    raise SdlabError(f"steps must be 'mean', 'each' or a range/list of step numbers >= 0, not {steps!r}")
+
+
+class capture_attention:  # noqa: N801 - used like a function: `with capture_attention(pipe) as cap:`
+    """Capture attention probabilities of the chosen layers while `pipe` (or a bare UNet) runs.
+
+    layers: "cross" (default), "self", "all", or paths / prefixes like "up_blocks.1"; factors: keep only grids
+    at latent/factor. heads: "mean" or "each". steps: "mean", "each", or a range/list of UNet calls (averaged).
+    branch: "cond", "uncond" or "both" halves of classifier-free guidance. query (self-attention): (y, x) or
+    (y0, x0, y1, x1) as fractions of the image, or "all" for every pixel's full map. budget: bytes.
+    One block captures one pipeline run; steps are that run's UNet calls.
+    >>> with capture_attention(pipe, steps="each") as cap: pipe("a red circle", num_inference_steps=4)
+    >>> cap.maps[path].probs.shape     # (rows, 4 steps, heads, queries, 77)
+    """
+
+    def __init__(self, pipe, layers="cross", factors=None, heads: str = "mean", steps="mean", branch: str = "cond",
+                 query=None, budget: int = 2 * GiB):
+        if heads not in ("mean", "each") or branch not in ("cond", "uncond", "both"):
+            raise SdlabError(f"heads must be 'mean' or 'each' and branch 'cond', 'uncond' or 'both' "
+                             f"(got {heads!r}, {branch!r})")
+        steps = check_steps(steps)
+        _, unet = denoiser(pipe)
+        chosen = select_layers(unet, layers, factors)
+        if any(la.kind == "self" for la in chosen) and query is None:
+            raise SdlabError("self-attention layers need query=(y, x) or (y0, x0, y1, x1) in image fractions, or 'all'")
+        if query is not None:
+            query_rows(query, (1, 1))  # reject a bad query before the run
+        settings = Settings([la.path for la in chosen], heads, steps, branch, query, budget)
+        self.pipe, self.cap, self.hooks = pipe, AttentionCapture(pipe, chosen, settings), None
+
+    def __enter__(self) -> AttentionCapture:
+        if self.hooks is not None:
+            raise SdlabError("this capture was already used: open a new `with capture_attention(pipe) as cap:` "
+                             "for each run")
+        self.hooks = Hooks()
+        try:
+            with deferred_interrupts():
+                install(self.cap, self.pipe, self.hooks)
+        except BaseException:
+            self.hooks.close()
+            raise
+        return self.cap
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.hooks.close()
+        finally:
+            self.cap.finish()
+
+
+def install(cap: AttentionCapture, pipe, hooks: Hooks):
+    """Observe the chosen layers, count UNet calls, and read the prompts encode_prompt is given."""
+    for la in cap.layers:
+        attach(hooks, la.module, cap.observe(la))
+    clock = Clock(pipe)
+    clock.on_run.append(lambda c: c.run and cap.one_run())
+    clock.on_call.append(cap.start_step)
+    clock.install(hooks)
+    hooks.post(clock.module, cap.end_step)
+    if callable(getattr(pipe, "encode_prompt", None)):
+        hooks.patch(pipe, "encode_prompt", functools.partial(_recording_prompts, cap))
+
+
+def _recording_prompts(cap: AttentionCapture, original):
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def encode_prompt(*args, **kwargs):
+        cap.record_prompts(signature.bind(*args, **kwargs).arguments)
+        return original(*args, **kwargs)
+    return encode_prompt

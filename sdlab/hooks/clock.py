@@ -1,0 +1,93 @@
+"""The one denoiser-call clock and the one classifier-free-guidance row plan, shared by every recorder and edit.
+
+>>> clock = Clock(pipe).install(hooks)       # clock.call: 0, 1, ... within the current pipeline run
+>>> plan_rows(pipe, batch=2, prompts=1)       # [Row('uncond', 0, 0), Row('cond', 0, 0)]
+"""
+import inspect
+from dataclasses import dataclass
+
+from ..errors import SdlabError
+from .core import Hooks
+from .sites import denoiser
+
+
+@dataclass
+class Row:
+    """One batch row the denoiser sees: its classifier-free-guidance branch and image number within that branch."""
+    branch: str
+    image: int
+    prompt: int
+
+
+def guidance_on(pipe, batch: int, expected: int | None = None) -> bool:
+    """Whether the batch is [uncond; cond]: the pipeline's own flag, else a batch twice the expected size."""
+    flag = getattr(type(pipe), "do_classifier_free_guidance", None)
+    if flag is not None:
+        return bool(getattr(pipe, "do_classifier_free_guidance"))
+    return expected is not None and batch == 2 * expected
+
+
+def plan_rows(pipe, batch: int, per_image: int = 1, expected: int | None = None) -> list[Row]:
+    """What each row of a denoiser batch is: diffusers stacks the unconditional half first."""
+    half = batch // 2 if guidance_on(pipe, batch, expected) else batch
+    branches = ["uncond"] * (batch - half) + ["cond"] * half
+    return [Row(b, i % half, (i % half) // per_image) for i, b in enumerate(branches)]
+
+
+def branch_rows(rows: list[Row], branch: str) -> slice:
+    """The contiguous slice of rows in `branch` ("cond", "uncond" or "both")."""
+    if branch == "both":
+        return slice(0, len(rows))
+    picked = [i for i, r in enumerate(rows) if r.branch == branch]
+    if not picked:
+        raise SdlabError(f"guidance is off (guidance_scale <= 1), so there is no {branch} half; use branch='cond'"
+                         if branch == "uncond" else f"no {branch} rows in this batch")
+    return slice(picked[0], picked[-1] + 1)
+
+
+def call_args(module, args: tuple, kwargs: dict) -> dict:
+    """A forward's arguments by parameter name (sample, timestep, encoder_hidden_states, hidden_states, ...)."""
+    names = list(inspect.signature(module.forward).parameters)
+    return dict(zip(names, args)) | kwargs
+
+
+class Clock:
+    """Counts denoiser calls within each pipeline run; a run starts when the scheduler's timesteps are set.
+
+    `call` is -1 before the first call of a run; `run` counts runs (0 for the first); `steps` is the run's
+    number of inference steps once known. Listeners get on_run(clock) and on_call(clock, args) callbacks.
+    """
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self.name, self.module = denoiser(pipe)
+        self.run, self.call, self.steps = -1, -1, None
+        self.on_run: list = []
+        self.on_call: list = []
+
+    def install(self, hooks: Hooks) -> "Clock":
+        scheduler = getattr(self.pipe, "scheduler", None)
+        if scheduler is not None and hasattr(scheduler, "set_timesteps"):
+            hooks.patch(scheduler, "set_timesteps", self._wrap_set_timesteps)
+        hooks.pre(self.module, self._pre)
+        return self
+
+    def _wrap_set_timesteps(self, original):
+        def set_timesteps(*args, **kwargs):
+            out = original(*args, **kwargs)
+            self.new_run(len(self.pipe.scheduler.timesteps))
+            return out
+        return set_timesteps
+
+    def new_run(self, steps: int | None) -> None:
+        self.run, self.call, self.steps = self.run + 1, -1, steps
+        for fn in self.on_run:
+            fn(self)
+
+    def _pre(self, module, args, kwargs):
+        if self.run < 0:  # a bare denoiser, or a pipeline whose scheduler we could not see: one run
+            self.new_run(None)
+        self.call += 1
+        named = call_args(module, args, kwargs)
+        for fn in self.on_call:
+            fn(self, named)

@@ -1,0 +1,113 @@
+"""Hooks: every change sdlab makes to a pipeline, each registered with its undo the moment it is made.
+
+>>> with Hooks() as hooks: hooks.output(unet.conv_in, lambda value: value * 0)   # a replacement
+>>> # on exit (also by an exception or Ctrl-C) every hook, processor and patched method is as it was
+"""
+import signal
+import threading
+from contextlib import contextmanager
+
+import torch
+
+
+@contextmanager
+def deferred_interrupts():
+    """Hold Ctrl-C until the block ends, so hooks are never half installed or half removed; then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *args: caught.append(args))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            raise KeyboardInterrupt
+
+
+def replace_main(output, fn):
+    """Apply fn to the first tensor of a module's output (a tensor, a tuple, or a diffusers output object)."""
+    if isinstance(output, torch.Tensor):
+        return fn(output)
+    if isinstance(output, tuple):
+        return (replace_main(output[0], fn), *output[1:])
+    if isinstance(output, dict):  # diffusers' BaseOutput is an OrderedDict with attributes
+        key = next(iter(output))
+        new = type(output)(**output)
+        new[key] = replace_main(output[key], fn)
+        return new
+    return output
+
+
+class Hooks:
+    """Forward hooks, processor swaps and method patches on live modules, undone in reverse order on close."""
+
+    def __init__(self):
+        self._undo: list = []
+
+    def __enter__(self) -> "Hooks":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Undo every change, last first; one failing undo does not stop the others."""
+        with deferred_interrupts():
+            errors = []
+            while self._undo:
+                try:
+                    self._undo.pop()()
+                except Exception as error:  # noqa: BLE001 - keep undoing; re-raised below
+                    errors.append(error)
+            if errors:
+                raise errors[0]
+
+    def undo(self, fn) -> None:
+        """Register fn as the undo of a change the caller just made."""
+        self._undo.append(fn)
+
+    def pre(self, module: torch.nn.Module, fn) -> None:
+        """fn(module, args, kwargs) runs before forward; it may return (args, kwargs) to replace them."""
+        self._undo.append(module.register_forward_pre_hook(fn, with_kwargs=True).remove)
+
+    def post(self, module: torch.nn.Module, fn) -> None:
+        """fn(module, args, kwargs, output) runs after forward; it may return a replacement output."""
+        self._undo.append(module.register_forward_hook(fn, with_kwargs=True).remove)
+
+    def output(self, module: torch.nn.Module, fn) -> None:
+        """fn(tensor) sees the module's main output tensor and returns None to observe or a tensor to replace it."""
+        def hook(module, args, kwargs, output):
+            replaced = []
+
+            def apply(value):
+                new = fn(value)
+                replaced.append(new is not None)
+                return value if new is None else new
+            new_output = replace_main(output, apply)
+            return new_output if any(replaced) else None
+        self.post(module, hook)
+
+    def processor(self, attn: torch.nn.Module, processor) -> None:
+        """Swap an Attention module's processor; the undo puts back the very object that was there."""
+        original = attn.processor
+        attn.set_processor(processor)
+        self._undo.append(lambda: attn.set_processor(original))
+
+    def patch(self, owner, name: str, make) -> None:
+        """owner.name = make(current); the undo restores what the instance held before, or removes ours.
+
+        A method patched twice (nested contexts, or a user's own wrapper) unwinds to each earlier layer in turn.
+        """
+        held = vars(owner)
+        missing = object()
+        before = held.get(name, missing)
+        setattr(owner, name, make(getattr(owner, name)))
+
+        def undo():
+            if before is missing:
+                vars(owner).pop(name, None)
+            else:
+                setattr(owner, name, before)
+        self._undo.append(undo)
