@@ -253,10 +253,10 @@ def published_scheduler(key: str):
     """
     import diffusers
 
-    from .architectures import NAMES
+    from .architectures import UNETS
     from .errors import SdlabError
 
-    if key not in NAMES:
-        raise SdlabError(f"unknown architecture {key!r}: choose one of {', '.join(NAMES)}")
+    if key not in UNETS:  # the DiT pipelines sample by flow matching: no alphas_cumprod
+        raise SdlabError(f"no published noise schedule for {key!r}: choose one of {', '.join(UNETS)}")
     config = json.loads(resources.files("sdlab.architectures").joinpath("configs", key, "scheduler.json").read_text())
     return getattr(diffusers, config.pop("_class_name")).from_config(config)

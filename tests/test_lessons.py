@@ -121,5 +121,6 @@ def test_sampling_recipes_of_sd15_and_sdlab_tiny_differ_as_the_chapter_says(rand
 
 
 def test_published_scheduler_rejects_an_unknown_key_in_one_line():
-    with pytest.raises(SdlabError, match="unknown architecture 'sd9': choose one of sd15, sd21, sdxl"):
-        lessons.published_scheduler("sd9")
+    for key in ("sd9", "flux"):  # flux exists, but samples by flow matching: no alpha_bar schedule
+        with pytest.raises(SdlabError, match=f"no published noise schedule for '{key}': choose one of sd15, sd21, sdxl"):
+            lessons.published_scheduler(key)
