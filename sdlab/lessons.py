@@ -1,13 +1,17 @@
-"""Small measurements the chapters show: LoRA sizes, attention vs convolution cost, CLIP's causality, a VAE encode.
+"""Small measurements the chapters show: LoRA sizes, attention vs convolution cost, CLIP's causality, a VAE encode,
+how far attention spreads, and the sampling recipe a scheduler config implies.
 
 >>> sites = lora_sites(sdlab.architecture("sd15").components["unet"], rank=4)
 >>> sum(s.params for s in sites)        # what a rank-4 LoRA on to_q, to_k, to_v, to_out.0 trains
 """
 import copy
+import json
 import math
 import time
 from dataclasses import dataclass
+from importlib import resources
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -160,3 +164,99 @@ def encode_steps(vae, image: torch.Tensor, seed: int = 0) -> Encoding:
         noise = torch.randn(dist.mean.shape, generator=torch.Generator().manual_seed(seed))
         sample = dist.mean + dist.std * noise
     return Encoding(moments, dist.mean, dist.logvar, dist.std, noise, sample, sample * vae.config.scaling_factor)
+
+
+def latent_scale(vae, images: torch.Tensor) -> float:
+    """1 / the standard deviation of the posterior means of `images`: the factor that gives the UNet unit-std latents.
+
+    >>> latent_scale(pipe.vae, images)    # about pipe.vae.config.scaling_factor when images look like the training set
+    """
+    with torch.no_grad():
+        return 1 / vae.encode(images).latent_dist.mean.std().item()
+
+
+@dataclass
+class Spread:
+    """How one query's attention spreads over its grid of `cells` keys."""
+
+    cells: int
+    entropy: float  # normalised to [0, 1]: 1 is uniform, 0 is all on one cell
+    peak: float  # the largest weight over the uniform 1 / cells: 1 is flat
+    near: float  # mass on the query's cell and its (up to 8) neighbours
+    near_uniform: float  # what `near` would be if the attention were uniform
+
+
+def spread(probs: np.ndarray, grid: tuple[int, int], query: tuple[float, float]) -> Spread:
+    """Entropy, peak and neighbourhood mass of one query's attention `probs` (flat, over the grid's cells).
+
+    >>> spread(cap.maps[path].probs[0, 0, 0, 0], cap.maps[path].grid, (0.5, 0.25)).entropy   # 1.0: flat
+    """
+    h, w = grid
+    probs = np.asarray(probs, np.float64).reshape(h, w)
+    n = h * w
+    qy, qx = min(int(query[0] * h), h - 1), min(int(query[1] * w), w - 1)  # the cell the point falls in
+    near = np.zeros((h, w), bool)
+    near[max(qy - 1, 0):qy + 2, max(qx - 1, 0):qx + 2] = True
+    entropy = -(probs * np.log(np.clip(probs, 1e-30, None))).sum() / math.log(n) if n > 1 else 0.0
+    return Spread(n, float(entropy), float(probs.max() * n), float(probs[near].sum()), float(near.sum() / n))
+
+
+@dataclass
+class Mass:
+    """Mean attention probability of a word over the whole image, on a mask (the object) and off it."""
+
+    total: float
+    inside: float
+    outside: float
+
+    @property
+    def contrast(self) -> float:
+        """How many times more probability a masked pixel gives the word than an unmasked one."""
+        return self.inside / self.outside
+
+
+def mass(heat: np.ndarray, mask: np.ndarray) -> Mass:
+    """Raw probabilities `heat` (from cap.heatmap(word, norm="none")) split by a boolean `mask` of the same shape.
+
+    >>> mass(cap.heatmap("red", norm="none"), image.min(-1) < 0.5).contrast   # > 1: the word sits on the object
+    """
+    return Mass(float(heat.mean()), float(heat[mask].mean()), float(heat[~mask].mean()))
+
+
+@dataclass
+class Recipe:
+    """How a scheduler config samples: what the UNet predicts, the spacing of steps, where the schedule ends."""
+
+    scheduler: str
+    prediction_type: str  # what the UNet's output means: "epsilon" (noise), "v_prediction" or "sample"
+    timestep_spacing: str
+    terminal_snr: float  # alpha_bar / (1 - alpha_bar) at the last training timestep: 0 means pure noise there
+    timesteps: list[int]  # the timesteps of a `steps`-step run
+
+
+def sampling_recipe(scheduler, steps: int) -> Recipe:
+    """Read a scheduler's recipe off a fresh copy (set_timesteps would change the caller's).
+
+    >>> sampling_recipe(pipe.scheduler, 6).timesteps      # sdlab-tiny: [999, 832, 666, 499, 332, 166]
+    """
+    fresh = type(scheduler).from_config(scheduler.config)
+    fresh.set_timesteps(steps)
+    abar = fresh.alphas_cumprod[-1].item()
+    return Recipe(type(fresh).__name__, fresh.config.prediction_type, fresh.config.timestep_spacing,
+                  abar / (1 - abar), [int(t) for t in fresh.timesteps])
+
+
+def published_scheduler(key: str):
+    """The scheduler a full-size pipeline ships with ("sd15", "sd21", "sdxl"), built from its bundled config.
+
+    >>> published_scheduler("sd15")       # PNDMScheduler, epsilon prediction, leading spacing
+    """
+    import diffusers
+
+    from .architectures import UNETS
+    from .errors import SdlabError
+
+    if key not in UNETS:  # the DiT pipelines sample by flow matching: no alphas_cumprod
+        raise SdlabError(f"no published noise schedule for {key!r}: choose one of {', '.join(UNETS)}")
+    config = json.loads(resources.files("sdlab.architectures").joinpath("configs", key, "scheduler.json").read_text())
+    return getattr(diffusers, config.pop("_class_name")).from_config(config)

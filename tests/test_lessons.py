@@ -1,7 +1,10 @@
+import numpy as np
+import pytest
 import torch
 
 import sdlab
 from sdlab import lessons
+from sdlab.errors import SdlabError
 
 
 def test_lora_sites_count_rank_times_in_plus_out_on_meta():
@@ -76,3 +79,48 @@ def test_conv_input_runs_a_real_copy_of_a_meta_module():
     x = torch.randn(1, 512, 2, 2)
     assert lessons.conv_input(vae.decoder.up_blocks[0].upsamplers[0], x).shape == (1, 512, 4, 4)
     assert next(vae.parameters()).device.type == "meta"
+
+
+def test_latent_scale_is_one_over_the_posterior_means_std(random_pipe):
+    images = torch.rand(4, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        means = random_pipe.vae.encode(images).latent_dist.mean
+    scale = lessons.latent_scale(random_pipe.vae, images)
+    assert abs(scale - 1 / means.std().item()) < 1e-6
+    assert abs((means * scale).std().item() - 1) < 1e-5
+
+
+def test_spread_tells_flat_from_peaked_attention():
+    flat = lessons.spread(np.full(64, 1 / 64), (8, 8), (0.5, 0.25))
+    assert (flat.cells, round(flat.entropy, 6), round(flat.peak, 6)) == (64, 1.0, 1.0)
+    assert flat.near == flat.near_uniform == 9 / 64  # the query's cell (4, 2) and its 8 neighbours
+    peaked = np.zeros(64)
+    peaked[4 * 8 + 2] = 1
+    sharp = lessons.spread(peaked, (8, 8), (0.5, 0.25))
+    assert (sharp.entropy, sharp.peak, sharp.near) == (0.0, 64.0, 1.0)
+    corner = lessons.spread(np.full(4, 0.25), (2, 2), (0.0, 0.0))
+    assert corner.near == corner.near_uniform == 1.0  # on a 2x2 grid every cell neighbours every other
+
+
+def test_mass_splits_probability_by_mask():
+    heat = np.array([[0.4, 0.1], [0.1, 0.1]])
+    m = lessons.mass(heat, heat > 0.2)
+    assert np.allclose([m.total, m.inside, m.outside, m.contrast], [0.175, 0.4, 0.1, 4])
+
+
+def test_sampling_recipes_of_sd15_and_sdlab_tiny_differ_as_the_chapter_says(random_pipe):
+    sd15 = lessons.sampling_recipe(lessons.published_scheduler("sd15"), 6)
+    assert (sd15.scheduler, sd15.prediction_type, sd15.timestep_spacing) == ("PNDMScheduler", "epsilon", "leading")
+    assert sd15.timesteps[0] < 999 and sd15.terminal_snr > 0.004  # never starts from pure noise
+    random_pipe.scheduler.set_timesteps(50)
+    tiny = lessons.sampling_recipe(random_pipe.scheduler, 6)
+    assert (tiny.scheduler, tiny.prediction_type, tiny.timestep_spacing) == ("DDIMScheduler", "v_prediction",
+                                                                              "trailing")
+    assert tiny.timesteps == [999, 832, 666, 499, 332, 166] and tiny.terminal_snr == 0.0
+    assert len(random_pipe.scheduler.timesteps) == 50  # the caller's scheduler is left as it was
+
+
+def test_published_scheduler_rejects_an_unknown_key_in_one_line():
+    for key in ("sd9", "flux"):  # flux exists, but samples by flow matching: no alpha_bar schedule
+        with pytest.raises(SdlabError, match=f"no published noise schedule for '{key}': choose one of sd15, sd21, sdxl"):
+            lessons.published_scheduler(key)

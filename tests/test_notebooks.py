@@ -1,5 +1,5 @@
 """The chapters keep their promises: a MODEL switch up front, no helpers defined inline, and no number in the prose
-that the next code cell does not assert. (nbval runs them; this checks how they are written.)"""
+(in digits or words: "twice", "most") that the next code cell does not assert. (nbval runs them; this checks how they are written.)"""
 import json
 import re
 from pathlib import Path
@@ -13,6 +13,12 @@ CHAPTERS = ["00_pipeline", "01_vae_encoder", "02_vae_decoder", "03_text_encoder"
 # model names, chapter cross-references and code spans are names, not claims
 NAMES = re.compile(r"`[^`]*`|\b(?:1\.5|2\.1)\b|[Cc]hapters? \d\d(?:–\d\d)?|\.\./shared/seeds/")
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?")  # not the 0 of x0
+# a number in words or a quantity word is a claim too: an assert must hold one of the numbers it stands for
+SPELLED = "zero one two three four five six seven eight nine ten eleven twelve".split()
+QUANTITIES = {**{w: {float(n)} for n, w in enumerate(SPELLED)}, "once": {1.0}, "single": {1.0}, "twice": {2.0},
+              "double": {2.0}, "doubles": {2.0}, "half": {2.0, 0.5}, "halves": {2.0, 0.5}, "quarter": {4.0, 0.25},
+              "most": {0.5}, "majority": {0.5}, "penultimate": {2.0}}
+QUANTITY = re.compile(r"\b(" + "|".join(QUANTITIES) + r")\b", re.I)
 PICTURES = ("plt.show()", ".widget", "display(", "_diagram(")
 
 
@@ -44,21 +50,41 @@ def test_pictures_and_widgets_are_not_compared_by_nbval(name):
             assert c["text"].startswith("# NBVAL_IGNORE_OUTPUT"), c["text"]
 
 
-@pytest.mark.parametrize("name", CHAPTERS)
-def test_numbers_in_prose_are_asserted_by_the_next_code_cell(name):
-    book = cells(name)
+def unasserted(book: list[dict]) -> list[str]:
+    """Each number or quantity word in a markdown cell that no assert of the next code cell holds."""
+    missing = []
     for i, c in enumerate(book):
         if c["cell_type"] != "markdown":
             continue
         text = NAMES.sub("", c["text"].split("\n", 1)[1] if i == 0 else c["text"])
-        numbers = NUMBER.findall(text)
-        if not numbers:
-            continue
         code = next((x["text"] for x in book[i + 1:] if x["cell_type"] == "code"), "")
         asserts = " ".join(line for line in code.splitlines() if line.lstrip().startswith("assert"))
         asserted = {float(n) for n in NUMBER.findall(asserts)}
-        for n in numbers:
-            assert float(n) in asserted, f"{name}: '{n}' in {c['text']!r} is not asserted by {asserts!r}"
+        claims = [(n, {float(n)}) for n in NUMBER.findall(text)]
+        claims += [(w, QUANTITIES[w.lower()]) for w in QUANTITY.findall(text)]
+        missing += [f"{word!r} in {c['text']!r}" for word, values in claims if not values & asserted]
+    return missing
+
+
+def test_the_number_rule_catches_digits_and_words():
+    def book(prose, code):
+        return [{"cell_type": "markdown", "text": "# title\n" + prose}, {"cell_type": "code", "text": code}]
+
+    assert unasserted(book("The batch is twice the prompt count.", "assert batch == 2 * prompts")) == []
+    assert unasserted(book("The batch is twice the prompt count.", "print(batch)"))
+    assert unasserted(book("Most of the mass is on padding; 69 pads.", "assert pad > 0.5\nassert n == 69")) == []
+    assert unasserted(book("It takes one more ResNet.", "assert ups == downs"))
+    assert unasserted(book("`hidden_states[-2]` is in code, not prose.", "x = 1")) == []
+
+
+# chapter 10 is another engineer's: its prose still has unasserted quantity words ("one", "three", "most")
+WORDS_PENDING = pytest.mark.xfail(strict=True, reason="chapter 10's prose predates the quantity-word rule")
+
+
+@pytest.mark.parametrize("name", [pytest.param(c, marks=WORDS_PENDING) if c == "10_claims_checked" else c
+                                  for c in CHAPTERS])
+def test_numbers_in_prose_are_asserted_by_the_next_code_cell(name):
+    assert unasserted(cells(name)) == []
 
 
 @pytest.mark.parametrize("name", CHAPTERS)

@@ -1,10 +1,12 @@
-"""Graphviz diagrams drawn from a trace: the UNet as a U with skip edges, and any stage as a chain.
+"""Graphviz diagrams drawn from a trace: the UNet as a U with skip edges, any stage as a chain, one call's data
+flow (from Record.fed_by), and the whole pipeline with its loop.
 
 >>> unet_diagram(sdlab.architecture("sd15").trace()).render("figures/unet_sd15", format="svg")
 >>> chain_diagram(t.select(depth=2, component="vae", step=None))
 """
 import graphviz
 
+from ..errors import SdlabError
 from ..trace import Trace, first_shape
 from .table import fmt_shape
 
@@ -61,6 +63,129 @@ def chain_diagram(records, title: str = "") -> graphviz.Digraph:
         _node(graph, r)
     for a, b in zip(records, records[1:]):
         graph.edge(a.name, b.name, label=" " + _edge_label(a))
+    return graph
+
+
+def _call_node(graph, record, **style) -> str:
+    """A node per call, not per module: a module called twice (a ResNet's shared SiLU) is two nodes."""
+    key = f"call{record.index}"
+    label = f"{record.path.rsplit('.', 1)[-1] or record.component}\\n{record.type}"
+    graph.node(key, label, shape="box", style="rounded,filled", fontname="Helvetica",
+               **{"fillcolor": "#eef3fb", **style})
+    return key
+
+
+def _op_node(graph, key: str) -> str:
+    graph.node(key, "tensor arithmetic\\n(not a module call)", shape="ellipse", style="dashed", fontname="Helvetica",
+               fontsize="10")
+    return key
+
+
+def flow_diagram(trace: Trace, name: str, step: int = 0, hide=("SiLU", "Dropout")) -> graphviz.Digraph:
+    """Data flow inside one call, from what the trace saw flow: an edge wherever a call read a tensor another returned.
+
+    Arithmetic between calls (an add, a reshape) is no module call: its place shows where outputs nobody read go
+    and an input nobody returned comes from, and it is drawn there. Calls of a `hide` type are passed through.
+    >>> flow_diagram(t, "unet.down_blocks.1.resnets.0")   # temb joins between conv1 and norm2; the residual add
+    """
+    parent = trace.get(name, step)
+    inner = [r for r in trace.select(component=parent.component, step=step, path=parent.path)
+             if r.depth == parent.depth + 1 and r.index > parent.index]
+    by_index = {r.index: r for r in trace.select(component=parent.component, step=None)}
+    ours = {r.index for r in inner}
+
+    def sources(record) -> list[int]:  # shown calls (or outside producers) whose output `record` read
+        found = []
+        for i in record.fed_by:
+            found += sources(by_index[i]) if i in ours and by_index[i].type in hide else [i]
+        return found
+
+    graph = graphviz.Digraph("flow", graph_attr={"rankdir": "TB", "label": f"{name} ({parent.type})", "labelloc": "t"})
+    graph.attr("edge", fontname="Helvetica", fontsize="10")
+    read = {i for r in inner for i in r.fed_by}
+    pending, ops = [], 0
+    for r in inner:
+        if r.type in hide:
+            continue
+        key = _call_node(graph, r)
+        feeders = sources(r)
+        if not feeders:  # it read a tensor no call returned: arithmetic on the outputs nobody else read
+            ops += 1
+            feeders = [_op_node(graph, f"op{ops}")]
+            for p in pending:
+                graph.edge(f"call{p}", f"op{ops}", label=" " + _edge_label(by_index[p]))
+            pending = []
+        for f in feeders:
+            if isinstance(f, str):
+                graph.edge(f, key)
+            elif f in ours:
+                graph.edge(f"call{f}", key, label=" " + _edge_label(by_index[f]))
+            else:  # from outside this call: the block's input, or the time embedding
+                graph.node(f"in{f}", by_index[f].name, shape="plaintext", fontname="Helvetica")
+                graph.edge(f"in{f}", key, label=" " + _edge_label(by_index[f]))
+        if r.index not in read:
+            pending.append(r.index)
+    graph.node("out", f"output {fmt_shape(first_shape(parent.outputs))}", shape="plaintext", fontname="Helvetica")
+    last = _op_node(graph, f"op{ops + 1}") if len(pending) > 1 else f"call{pending[0]}" if pending else None
+    for p in pending if len(pending) > 1 else []:
+        graph.edge(f"call{p}", last, label=" " + _edge_label(by_index[p]))
+    if last:
+        graph.edge(last, "out")
+    return graph
+
+
+def pipeline_diagram(trace: Trace, run, scaling_factor: float) -> graphviz.Digraph:
+    """The text-to-image pipeline as it ran: its module calls, and between them the steps that are not module calls
+    (the two prompts joined, the latent doubled, the guidance merge, the scheduler step, the loop, the scaling).
+
+    >>> pipeline_diagram(t, run, pipe.vae.config.scaling_factor)   # t: sdlab.trace; run: record_denoising's record
+    """
+    if not run.steps or run.steps[0].uncond is None:
+        raise SdlabError("pipeline_diagram draws a run with classifier-free guidance: record one with "
+                         "guidance_scale > 1 (and num_inference_steps >= 1)")
+    texts = trace.select(depth=0, component="text_encoder", step=None)
+    unet = trace.get("unet", step=0)
+    post, decoder = trace.get("vae.post_quant_conv", step=None), trace.get("vae.decoder", step=None)
+    last = run.steps[-1]
+    graph = graphviz.Digraph("pipeline", graph_attr={"rankdir": "TB", "label": f"one run, {len(run.steps)} steps",
+                                                     "labelloc": "t"})
+    graph.attr("edge", fontname="Helvetica", fontsize="10")
+    graph.attr("node", fontname="Helvetica")
+
+    def step(key, label):  # pipeline code, not a module call
+        graph.node(key, label, shape="ellipse", style="dashed")
+
+    def call(key, record, note=""):
+        graph.node(key, f"{record.name}\\n{record.type}{note}", shape="box", style="rounded,filled",
+                   fillcolor="#eef3fb")
+
+    graph.node("prompt", "prompt / empty prompt \"\"", shape="plaintext")
+    for i, r in enumerate(texts):  # diffusers encodes the prompt first, then the empty prompt
+        call(f"text{i}", r, "\\n(prompt)" if i == 0 else '\\n(empty prompt "")')
+        graph.edge("prompt", f"text{i}", label=" ids " + fmt_shape(first_shape(r.inputs)))
+    step("join", "join [uncond; cond]")
+    for i, r in enumerate(texts):
+        graph.edge(f"text{i}", "join", label=" " + fmt_shape(r.outputs["last_hidden_state"]))
+    graph.node("noise", "noise latent", shape="plaintext")
+    step("double", "x_t twice: [x_t; x_t]")
+    graph.edge("noise", "double", label=" " + fmt_shape(list(run.steps[0].latent.shape)))
+    call("unet", unet, f"\\n({len(run.steps)} calls)")
+    graph.edge("double", "unet", label=" sample " + fmt_shape(unet.inputs["sample"]))
+    graph.edge("join", "unet", label=" encoder_hidden_states " + fmt_shape(unet.inputs["encoder_hidden_states"]))
+    step("guide", f"guidance: uncond + {run.guidance_scale} * (cond - uncond)")
+    graph.edge("unet", "guide", label=" " + fmt_shape(first_shape(unet.outputs)))
+    step("scheduler", f"scheduler.step ({run.scheduler})")
+    graph.edge("guide", "scheduler", label=" " + fmt_shape(list(last.guided.shape)))
+    graph.edge("scheduler", "double", label=f" next x_t {fmt_shape(list(last.next_latent.shape))}", style="bold",
+               color="#c0504d", fontcolor="#c0504d", constraint="false")
+    step("scale", f"divide by scaling_factor {scaling_factor:.5g}")
+    graph.edge("scheduler", "scale", label=" after the last step " + fmt_shape(list(last.next_latent.shape)))
+    call("post", post)
+    graph.edge("scale", "post", label=" " + fmt_shape(first_shape(post.inputs)))
+    call("decoder", decoder)
+    graph.edge("post", "decoder", label=" " + _edge_label(post))
+    graph.node("image", f"image {_edge_label(decoder)}", shape="plaintext")
+    graph.edge("decoder", "image")
     return graph
 
 
