@@ -120,3 +120,13 @@ def export(cap, image, folder, meta: dict, words: list | None = None) -> Path:
                                   branch_exported="cond"))
     (folder / "meta.json").write_text(json.dumps(record, indent=1, default=str))
     return folder
+
+
+def colour_bar(fig: Figure, ax, shown, label: str | None = None):
+    """A colour bar beside `ax` with its value range at the ends, so a map reads as numbers, not only colours."""
+    lo, hi = shown.get_clim()
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03, ticks=[lo, (lo + hi) / 2, hi])
+    bar.ax.tick_params(labelsize=7)
+    if label:
+        bar.set_label(label, fontsize=7)
+    return bar
