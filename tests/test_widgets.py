@@ -12,7 +12,7 @@ from PIL import Image
 import sdlab
 from sdlab import SdlabError
 from sdlab.widgets import AttentionExplorer, DenoisingStepper, ShapeTracer
-from sdlab.widgets.attention_explorer import ALL, first_content_word, normalised, view_map
+from sdlab.widgets.attention_explorer import ALL, first_content_word, normalised, view_map, words_top
 from sdlab.widgets.denoising_stepper import step_png
 from sdlab.widgets.shape_tracer import HIGHLIGHT, block_view, diagram_svg, diagrams, tree, u_layout, view_html
 from sdlab.widgets.view import BOOK, RUN_TO_INTERACT, unb64
@@ -118,7 +118,10 @@ def test_normalisation_sets_the_colour_bars_range(explorer):
     values = np.array([[0.1, 0.2], [0.3, 0.4]])
     assert normalised(values, "max", 0.9)[1:] == (0.0, 0.4)
     assert normalised(values, "minmax", 0.9)[1:] == (0.1, 0.4) and normalised(values, "minmax", 0.9)[0].min() == 0
-    assert normalised(values, "none", 0.9)[1:] == (0.0, 0.9)  # one scale for every map: "none" is not flat
+    assert normalised(values, "none", 0.9)[1:] == (0.0, 0.9)  # one scale for every word: "none" is not flat
+    state = {"word": "red", "layer": ALL, "head": 0, "step": 0}
+    tops = [view_map(explorer.widget.data, dict(state, word=w)).max() for w in explorer.widget.data["words"]]
+    assert words_top(explorer.widget.data, state) == pytest.approx(max(tops), rel=1e-6)
     with pytest.raises(SdlabError, match="norm must be one of max, minmax, none"):
         normalised(values, "log", 0.9)
 

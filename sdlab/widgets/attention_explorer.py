@@ -26,7 +26,7 @@ FUNCTION_WORDS = {"a", "an", "the", "of", "on", "in", "at", "to", "and", "with",
 BUDGET_BYTES = 64 * 2**20  # the page holds every map; past this, capture fewer steps or heads
 LEGEND = {"max": "each map divided by its own maximum: compare places within one map",
           "minmax": "each map stretched from its minimum to its maximum: the most contrast, no absolute scale",
-          "none": "mean attention probability, one scale for every word, layer, head and step: maps compare"}
+          "none": "mean attention probability, on one scale for every word at this layer, head and step: words compare"}
 
 
 def layer_paths(cap) -> list[str]:
@@ -78,18 +78,29 @@ def explorer_data(cap, image) -> dict:
             "steps": list(first.steps) if first.per_step else [], "heads": first.probs.shape[2] if first.heads == "each" else 0,
             "maps": [b64(quantise(m / np.where(x > 0, x, 1), 0, 1)) for m, x in zip(maps, maxes)],
             "maxes": [b64(x.astype(np.float32).ravel()) for x in maxes],
-            "top": float(max(x.max() for x in maxes)), "grey": b64(quantise(grey(rgb), 0, 1)),
+            "grey": b64(quantise(grey(rgb), 0, 1)),
             "image": b64(rgb), "size": list(rgb.shape[:2]), "lut": lut(CMAP), "legend": LEGEND}
+
+
+def slot(data: dict, state: dict, word: str | None = None) -> int:
+    """Index of the (word, step slot, head slot) map within its layer."""
+    w = data["words"].index(word or state["word"])
+    return (w * data["slots"][0] + state["step"]) * data["slots"][1] + state["head"]
+
+
+def words_top(data: dict, state: dict) -> float:
+    """The highest probability any word reaches at the chosen layer, head and step: the top of "none"'s scale."""
+    maxes = unb64(data["maxes"][data["layers"].index(state["layer"])], np.float32)
+    return float(max(maxes[slot(data, state, w)] for w in data["words"]))
 
 
 def view_map(data: dict, state: dict) -> np.ndarray:
     """The map the page paints for `state` (dequantised, before normalising): what a test compares with cap.heatmap."""
     layer = data["layers"].index(state["layer"])
     h, w = data["grids"][layer]
-    slot = (data["words"].index(state["word"]) * data["slots"][0] + state["step"]) * data["slots"][1] + state["head"]
+    i = slot(data, state)
     quantised = unb64(data["maps"][layer], np.uint8).reshape(-1, h * w)
-    top = unb64(data["maxes"][layer], np.float32)[slot]
-    return quantised[slot].reshape(h, w) / 255 * top
+    return quantised[i].reshape(h, w) / 255 * unb64(data["maxes"][layer], np.float32)[i]
 
 
 def tokens_html(tokens, word: str) -> str:
@@ -112,7 +123,7 @@ def normalised(values: np.ndarray, norm: str, top: float) -> tuple[np.ndarray, f
 
 def snapshot(data: dict, state: dict, image) -> bytes:
     """The current view as a PNG: the image, the map over its grey copy as cells, a colour bar with its range."""
-    values, lo, hi = normalised(view_map(data, state), state["norm"], data["top"])
+    values, lo, hi = normalised(view_map(data, state), state["norm"], words_top(data, state))
     fig = Figure(figsize=(6.4, 3.4))
     left, right = fig.subplots(1, 2)
     left.imshow(as_rgb(image))

@@ -87,11 +87,11 @@ function explorer(model, root, d) {
   root.append(controls, el("div", {}, title, el("div", { className: "sdlab-panels" }, image, heat, bar), legend));
   function draw() {
     const s = state(), l = d.layers.indexOf(s.layer), [h, w] = d.grids[l], n = h * w;
-    const slot = (d.words.indexOf(s.word) * d.slots[0] + s.step) * d.slots[1] + s.head;
+    const slotOf = w => (d.words.indexOf(w) * d.slots[0] + s.step) * d.slots[1] + s.head, slot = slotOf(s.word);
     const top = maxes[l][slot], q = maps[l].subarray(slot * n, slot * n + n);
     const values = Float32Array.from(q, v => v / 255 * top);
     const lo = s.norm === "minmax" ? Math.min(...values) : 0;
-    const hi = s.norm === "none" ? d.top : Math.max(...values);
+    const hi = s.norm === "none" ? Math.max(...d.words.map(w => maxes[l][slotOf(w)])) : Math.max(...values);
     paint(heat, values.map(v => (v - lo) / (hi - lo || 1)), h, w, lut, s.opacity, grey);
     bar.range(lo, hi);
     [wordSel.value, layerSel.value, headSel.value, stepSel.value, opacity.value] = [s.word, s.layer, s.head, s.step, s.opacity];

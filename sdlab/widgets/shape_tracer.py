@@ -159,7 +159,9 @@ class ShapeTracer:
 
     def _snapshot(self) -> bytes:
         state = self.widget.state
-        return diagrams(self.trace, state["component"], state["selected"], self.step)[0].pipe(format="png")
+        graph = diagrams(self.trace, state["component"], state["selected"], self.step)[0]
+        graph.attr(dpi="48")  # a picture that fits a notebook column, not graphviz's 96 dpi poster
+        return graph.pipe(format="png")
 
     def export(self, path) -> Path:
         """One self-contained page: every component, block and stage works offline."""
