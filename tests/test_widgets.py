@@ -81,6 +81,8 @@ def test_tracer_sends_every_block_and_keeps_the_choice_in_its_state(traced):
     assert tracer.widget.state == {"component": "unet", "depth": 2, "selected": "unet"}
     names = {name for blocks in data["blocks"].values() for _, name, _ in blocks}
     assert names == set(data["details"]) and "unet.up_blocks.2.attentions.0.transformer_blocks.0.attn2" in names
+    for name in ["unet", "unet.down_blocks.1", "unet.up_blocks.3.resnets.2", "vae.decoder"]:  # the one-pass children
+        assert data["details"][name] == view_html(block_view(traced, name))
     assert "<b>unet.up_blocks.2</b>" in data["details"]["unet.up_blocks.2"]
     depth = {name: d for _, name, d in data["blocks"]["unet"]}  # the page lists blocks down to the chosen depth
     assert depth["unet"] == 0 and depth["unet.up_blocks.2"] == 1 and depth["unet.up_blocks.2.resnets.0"] == 2
