@@ -142,9 +142,8 @@ def open_notebook(browser, url: str, name: str):
     return page
 
 
-def run_all(browser, url: str, name: str, timeout_s: float = 150):
-    """Open a notebook, wait for its kernel, run every cell, and fail with the first error output if any."""
-    page = open_notebook(browser, url, name)
+def run_all(page, name: str, timeout_s: float = 150):
+    """Run every cell of the open notebook, and fail with the first error output if any."""
     notebook = find(name)
     # run-all resolves once every cell has run (or one failed); start it when the kernel is ready, then poll.
     page.evaluate(f"""async () => {{
@@ -175,7 +174,7 @@ def changes_view(page, root: str, act) -> None:
 
 def test_chapter_05_shape_tracer_fits_the_screen_and_follows_a_click(lab, browser):
     url, names = lab
-    page = run_all(browser, url, names["05"])
+    page = run_all(open_notebook(browser, url, names["05"]), names["05"])
     tracer = page.locator(".sdlab-tracer")
     tracer.wait_for(state="visible", timeout=30_000)
     box = tracer.bounding_box()
@@ -194,9 +193,12 @@ def test_chapter_05_shape_tracer_fits_the_screen_and_follows_a_click(lab, browse
     page.screenshot(path=ARTIFACTS / "browser_05_shape_tracer.png")
 
 
-def test_chapter_06_explorer_fits_beside_the_file_browser_and_follows_a_word(lab, browser):
+def test_chapter_06_opens_unmodified_and_its_explorer_fits_beside_the_file_browser(lab, browser):
     url, names = lab
-    page = run_all(browser, url, names["06"])
+    page = open_notebook(browser, url, names["06"])
+    page.wait_for_timeout(1_000)
+    changed_on_open = page.evaluate(f"() => {find(names['06'])}.context.model.dirty")  # asserted last
+    run_all(page, names["06"])
     explorer = page.locator(".sdlab-explorer")
     explorer.wait_for(state="visible", timeout=30_000)
     explorer.scroll_into_view_if_needed()
@@ -215,6 +217,7 @@ def test_chapter_06_explorer_fits_beside_the_file_browser_and_follows_a_word(lab
     assert explorer.locator(".sdlab-ticks span").first.inner_text() != "1"  # the bar shows the probabilities' range
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "browser_06_attention.png")
+    assert changed_on_open is False, "opening the chapter changed it (its saved kernelspec differs from the installed one)"
 
 
 def test_a_notebook_opened_before_running_shows_its_widgets_pictures_and_stays_unmodified(lab, browser):
@@ -228,14 +231,6 @@ def test_a_notebook_opened_before_running_shows_its_widgets_pictures_and_stays_u
     assert page.evaluate(f"() => {find(names['saved'])}.context.model.dirty") is False
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "browser_first_open.png")
-
-
-def test_chapters_open_without_being_modified(lab, browser):
-    url, names = lab
-    page = open_notebook(browser, url, names["06"])
-    page.wait_for_timeout(1_000)
-    assert page.evaluate(f"() => {find(names['06'])}.context.model.dirty") is False, \
-        "opening the chapter changed it (its saved kernelspec differs from the installed one)"
 
 
 @pytest.fixture(scope="module")

@@ -47,14 +47,14 @@ def build(notebooks: list[Path], out: Path, timeout: int = 600) -> Path:
     if not out.parent.is_dir():
         raise SdlabError(f"cannot write {out}: folder {out.parent} does not exist")
     out.mkdir(exist_ok=True)
-    os.environ[BOOK] = "1"  # the kernels inherit it: each widget displays as HTML that draws itself
+    env = {**os.environ, BOOK: "1"}  # in each kernel: every widget displays as HTML that draws itself
     pages, titles = [p.with_suffix(".html").name for p in notebooks], []
     exporter = HTMLExporter(template_name="lab")
     for i, path in enumerate(notebooks):
         print(f"sdlab book: running {path.name}", file=sys.stderr)
         notebook = nbformat.read(path, as_version=4)
         NotebookClient(notebook, timeout=timeout, store_widget_state=False,  # the pages hold their own state
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+                       resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
         titles.append(title(notebook))
         body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": titles[-1]}})
         page = re.sub(r"<body[^>]*>", lambda m: m.group(0) + nav(pages, i), body, count=1)
