@@ -128,6 +128,21 @@ def test_normalisation_sets_the_colour_bars_range(explorer):
         normalised(values, "log", 0.9)
 
 
+def test_chapter_heatmap_grids_draw_layer_cells_under_one_colour_bar(explorer):
+    from sdlab.render.heatmap import grid_words_layers, grid_words_steps
+
+    cap, image = explorer.cap, explorer.image
+    fig = grid_words_layers(cap, image, ["red", "circle"])
+    layers = len([m for m in cap.maps.values() if m.kind == "cross"])
+    assert len(fig.axes) == 2 * (layers + 1) + 1  # every overlay, and one colour bar
+    first = fig.axes[0].get_images()[-1]  # the first layer, at its own grid
+    assert first.get_array().shape == tuple(cap.maps[next(iter(cap.maps))].grid) and first.get_interpolation() == "nearest"
+    assert fig.axes[-1].get_ylim() == (0, 1)
+    unnormalised = grid_words_steps(cap, image, ["red"], [0, 1], norm="none")
+    top = max(cap.heatmap("red", step=s, norm="none").max() for s in (0, 1))
+    assert unnormalised.axes[-1].get_ylim()[1] == pytest.approx(top)  # "none": 0..the highest probability shown
+
+
 def test_explorer_opens_on_a_content_word_and_changes_from_python(explorer):
     assert first_content_word(["a", "red", "circle"]) == "red" and first_content_word(["the", "a"]) == "the"
     data = explorer.widget.data
