@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # sdlab's one entry point. `bash sdlab.sh lab`: set up, then open the notebooks in JupyterLab.
-# `bash sdlab.sh test`: set up, then run every test. `bash sdlab.sh book`: the chapters as a static site. `bash sdlab.sh trace ...`: any other sdlab command.
+# `bash sdlab.sh test`: set up, then run every test. `bash sdlab.sh book`: the chapters as a static site.
+# `bash sdlab.sh trace ...`: any other sdlab command.
 # Set-up is idempotent and fast when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -24,7 +24,8 @@ def median_seconds(work, repeat: int = 5) -> float:
 
 def report(name: str, seconds: float, once: bool = False) -> None:
     """One line; a one-off preparation (when the cell runs) has no interaction target."""
-    target = "run once, when the cell runs" if once else f"target {TARGET_S * 1000:.0f} ms: ratio {seconds / TARGET_S:.2f}"
+    target = (f"target {TARGET_S * 1000:.0f} ms: ratio {seconds / TARGET_S:.2f}" if not once
+              else "run once, when the cell runs")
     print(f"{name:58} {seconds * 1000:7.1f} ms  ({target})")
 
 

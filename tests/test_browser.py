@@ -217,7 +217,7 @@ def test_chapter_06_opens_unmodified_and_its_explorer_fits_beside_the_file_brows
     assert explorer.locator(".sdlab-ticks span").first.inner_text() != "1"  # the bar shows the probabilities' range
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "browser_06_attention.png")
-    assert changed_on_open is False, "opening the chapter changed it (its saved kernelspec differs from the installed one)"
+    assert changed_on_open is False, "opening the chapter changed it (its saved kernelspec differs from the installed)"
 
 
 def test_a_notebook_opened_before_running_shows_its_widgets_pictures_and_stays_unmodified(lab, browser):

@@ -136,7 +136,8 @@ def test_chapter_heatmap_grids_draw_layer_cells_under_one_colour_bar(explorer):
     layers = len([m for m in cap.maps.values() if m.kind == "cross"])
     assert len(fig.axes) == 2 * (layers + 1) + 1  # every overlay, and one colour bar
     first = fig.axes[0].get_images()[-1]  # the first layer, at its own grid
-    assert first.get_array().shape == tuple(cap.maps[next(iter(cap.maps))].grid) and first.get_interpolation() == "nearest"
+    assert first.get_array().shape == tuple(cap.maps[next(iter(cap.maps))].grid)
+    assert first.get_interpolation() == "nearest"
     assert fig.axes[-1].get_ylim() == (0, 1)
     unnormalised = grid_words_steps(cap, image, ["red"], [0, 1], norm="none")
     top = max(cap.heatmap("red", step=s, norm="none").max() for s in (0, 1))
@@ -148,7 +149,8 @@ def test_explorer_opens_on_a_content_word_and_changes_from_python(explorer):
     data = explorer.widget.data
     assert data["words"] == ["a", "red", "circle", "on", "the", "left"] and data["steps"] == [0, 1]
     assert data["heads"] == 8 and data["layers"][0] == ALL and explorer.widget.state["word"] == "red"
-    assert "5:the <b>6:left</b> 7:&lt;|endoftext|&gt;" in data["tokens"]["left"] and "+ 69 padding" in data["tokens"]["left"]
+    left = data["tokens"]["left"]
+    assert "5:the <b>6:left</b> 7:&lt;|endoftext|&gt;" in left and "+ 69 padding" in left
     explorer.show(word="left", head=2, step=1, norm="none")
     assert explorer.widget.state == {"word": "left", "layer": ALL, "head": 3, "step": 2, "opacity": 0.5, "norm": "none"}
     with pytest.raises(SdlabError, match="'triangle' is not in the prompt"):

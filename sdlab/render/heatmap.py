@@ -90,7 +90,8 @@ def grid_words_steps(cap, image, words: list, steps: list[int] | None = None, **
     """Words down, denoising steps across; needs a capture with steps='each'."""
     steps = steps if steps is not None else next(m for m in cap.maps.values() if m.kind == "cross").steps
     return grid([str(w) for w in words], [f"step {s}" for s in steps],
-                lambda i, j: cap.heatmap(words[i], step=steps[j], **heatmap_kw), image, norm=heatmap_kw.get("norm", "max"))
+                lambda i, j: cap.heatmap(words[i], step=steps[j], **heatmap_kw), image,
+                norm=heatmap_kw.get("norm", "max"))
 
 
 def overlay_name(word) -> str:

@@ -6,7 +6,6 @@ nbconvert, and link the pages from an index, so the site works from a folder wit
 """
 import argparse
 import html
-import json
 import os
 import re
 import sys

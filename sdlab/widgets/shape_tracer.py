@@ -139,7 +139,8 @@ def tracer_data(trace: Trace, step: int = 0) -> dict:
         first = {}
         for r in trace.select(MAX_DEPTH, component, step):
             first.setdefault(r.name, r)
-        blocks[component] = [[label, name, first[name].depth] for label, name in tree(trace, component, MAX_DEPTH, step)]
+        listed = tree(trace, component, MAX_DEPTH, step)
+        blocks[component] = [[label, name, first[name].depth] for label, name in listed]
         skips = trace.ledger(step) if component == "unet" else []
         inside = children(first)
         details.update({n: view_html(view_of(r, inside[n], skips)) for n, r in first.items()})

@@ -97,7 +97,8 @@ def fragment(view: View) -> str:
 const values = JSON.parse(document.getElementById("{key}-values").textContent), handlers = {{}};
 const model = {{  // the part of anywidget's model the view uses, kept in the page
   get: k => values[k], set: (k, v) => {{ values[k] = v; (handlers["change:" + k] || []).forEach(f => f()); }},
-  on: (e, f) => {{ handlers[e] = [...(handlers[e] || []), f]; }}, off: () => {{}}, save_changes: () => {{}}, send: () => {{}},
+  on: (e, f) => {{ handlers[e] = [...(handlers[e] || []), f]; }},
+  off: () => {{}}, save_changes: () => {{}}, send: () => {{}},
 }};
 const url = URL.createObjectURL(new Blob([{code}], {{type: "text/javascript"}}));
 (await import(url)).default.render({{model, el: document.getElementById("{key}")}});
