@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # sdlab's one entry point. `bash sdlab.sh lab`: set up, then open the notebooks in JupyterLab.
-# `bash sdlab.sh test`: set up, then run every test. `bash sdlab.sh trace ...`: any other sdlab command.
+# `bash sdlab.sh test`: set up, then run every test. `bash sdlab.sh book`: the chapters as a static site.
+# `bash sdlab.sh trace ...`: any other sdlab command.
 # Set-up is idempotent and fast when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,6 +36,9 @@ case "${1:-lab}" in
     echo "sdlab: JupyterLab is starting; open notebooks/00_pipeline.ipynb first (the whole pipeline in one run)."
     root=(); [ "$(id -u)" -eq 0 ] && root=(--allow-root)
     exec .venv/bin/jupyter lab --notebook-dir=notebooks "${root[@]}" ;;
+  book)  # the executed chapters as a static site in build/book (or --out DIR); widgets work offline
+    setup
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} exec "$PY" -m sdlab.widgets.book "${@:2}" ;;
   test)
     setup chromium:chromium
     # the models under test are small: one thread each keeps pytest and the notebook kernels from contending

@@ -1,5 +1,7 @@
-"""In a real JupyterLab: chapters 05 and 06 run top to bottom in headless Chromium, and the shape tracer and the
-attention heatmap render and respond to a selection. Screenshots go to test-artifacts/."""
+"""In a real JupyterLab: chapters 05 and 06 run top to bottom in headless Chromium and their widgets answer a click
+at 1280x800 with the file browser open; a notebook saved with widgets shows their pictures before running, even
+untrusted. Offline (every request off this machine refused): each widget's export and the book built by
+`sdlab.sh book` stay interactive. Screenshots go to test-artifacts/."""
 import json
 import os
 import re
@@ -11,10 +13,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
-from playwright.sync_api import TimeoutError, expect
+from playwright.sync_api import TimeoutError
 
+import sdlab
 from sdlab.tiny import MODEL_DIR
+from sdlab.widgets import AttentionExplorer, DenoisingStepper, ShapeTracer
+from sdlab.widgets.book import build
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -28,6 +34,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def offline(page) -> None:
+    """Refuse every request that is not a file or this machine: a page that needs the network shows it."""
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+        ("file:", "data:", "blob:", "http://127.0.0.1", "http://localhost")) else route.abort())
+
+
+def saved_with_widgets(root: Path, random_pipe) -> str:
+    """A notebook whose outputs were saved by a run that showed a tracer and a stepper (as a chapter is stored)."""
+    tracer = ShapeTracer(sdlab.architecture("sd15").trace(["vae"]))
+    stepper = DenoisingStepper.from_pipe(random_pipe, steps=2)
+    cells = []
+    for source, widget in [("tracer.widget", tracer.widget), ("stepper.widget", stepper.widget)]:
+        data, metadata = widget._repr_mimebundle_()
+        cells.append(nbformat.v4.new_code_cell(source, execution_count=len(cells) + 1, outputs=[
+            nbformat.v4.new_output("display_data", data=data, metadata=metadata)]))
+    chapter = json.loads(next((ROOT / "notebooks").glob(CHAPTERS["06"])).read_text())  # saved as a chapter is
+    metadata = {"kernelspec": dict(chapter["metadata"]["kernelspec"], display_name="Python 3 (ipykernel)"),
+                "language_info": chapter["metadata"]["language_info"]}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=metadata), root / "saved.ipynb")
+    return "saved.ipynb"
 
 
 def copy_chapter(pattern: str, root: Path, model: str | None) -> str:
@@ -60,6 +88,7 @@ def lab(tmp_path_factory, request):
     root = tmp_path_factory.mktemp("lab")
     model = None if (MODEL_DIR / "model_index.json").is_file() else str(request.getfixturevalue("pipe_dir"))
     names = {key: copy_chapter(pattern, root, model) for key, pattern in CHAPTERS.items()}
+    names["saved"] = saved_with_widgets(root, request.getfixturevalue("random_pipe"))
     settings = root / ".settings"
     tracker = settings / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
@@ -98,15 +127,24 @@ def browser():
         chromium.close()
 
 
-def run_all(browser, url: str, name: str, timeout_s: float = 150):
-    """Open a notebook, wait for its kernel, run every cell, and fail with the first error output if any."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+def find(name: str) -> str:
+    """JS for the notebook panel of `name` (optional chaining: JupyterLab defines jupyterapp late)."""
+    return f"[...(window.jupyterapp?.shell?.widgets('main') ?? [])].find(w => w.context?.path === {json.dumps(name)})"
+
+
+def open_notebook(browser, url: str, name: str):
+    """A 1280x800 page on the notebook with the file browser open, once its kernel is idle."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(f"{url}/lab/tree/{name}?reset")  # reset: do not restore the other chapter's tab
-    # optional chaining: polling starts before JupyterLab has defined window.jupyterapp, and a throw fails the wait
-    notebook = (f"[...(window.jupyterapp?.shell?.widgets('main') ?? [])]"
-                f".find(w => w.context?.path === {json.dumps(name)})")
-    page.wait_for_function(f"{notebook}?.sessionContext?.session?.kernel?.status === 'idle'",
+    page.wait_for_function(f"{find(name)}?.sessionContext?.session?.kernel?.status === 'idle'",
                            timeout=60_000, polling=250)
+    page.evaluate("() => window.jupyterapp.shell.activateById('filebrowser')")
+    return page
+
+
+def run_all(page, name: str, timeout_s: float = 150):
+    """Run every cell of the open notebook, and fail with the first error output if any."""
+    notebook = find(name)
     # run-all resolves once every cell has run (or one failed); start it when the kernel is ready, then poll.
     page.evaluate(f"""async () => {{
         await {notebook}.sessionContext.ready;
@@ -126,41 +164,117 @@ def run_all(browser, url: str, name: str, timeout_s: float = 150):
     return page
 
 
-def test_chapter_05_shape_tracer_renders_and_follows_a_click(lab, browser):
+def changes_view(page, root: str, act) -> None:
+    """Do `act` and wait until the view under `root` draws something else."""
+    before = page.get_attribute(root, "data-view")
+    act()
+    page.wait_for_function("([root, old]) => document.querySelector(root).dataset.view !== old", arg=[root, before],
+                           timeout=5_000)
+
+
+def test_chapter_05_shape_tracer_fits_the_screen_and_follows_a_click(lab, browser):
     url, names = lab
-    page = run_all(browser, url, names["05"])
+    page = run_all(open_notebook(browser, url, names["05"]), names["05"])
     tracer = page.locator(".sdlab-tracer")
     tracer.wait_for(state="visible", timeout=30_000)
-    details = tracer.locator(".sdlab-details")
-    shown = details.locator("b")  # the block's name heads the details table
-    assert shown.inner_text().startswith("unet") and tracer.locator("svg").count() == 1
-    target = tracer.locator("button.sdlab-stage:not(.mod-warning)", has_text=re.compile(r"^down_blocks")).first
-    name = "unet." + target.inner_text()  # a down stage the chapter has not selected
-    stage = tracer.locator("button.sdlab-stage", has_text=re.compile(f"^{re.escape(target.inner_text())}$"))
-    assert shown.inner_text() != name
+    box = tracer.bounding_box()
+    assert box["height"] <= 900, f"the tracer is {box['height']:.0f} px high: it must fit a 900 px screen"
+    path = tracer.locator(".sdlab-stage:not(.sdlab-on)", has_text=re.compile(r"^down_blocks")).first.inner_text()
+    stage, name = tracer.locator(".sdlab-stage", has_text=re.compile(f"^{re.escape(path)}$")), "unet." + path
     stage.scroll_into_view_if_needed()
-    stage.click()
-    page.wait_for_function("name => document.querySelector('.sdlab-details b').innerText === name", arg=name,
-                           timeout=30_000)
-    expect(stage).to_have_class(re.compile(r"\bmod-warning\b"))  # the clicked stage is highlighted
-    assert "skip out" in details.inner_text()  # every down stage pushes onto the skip stack
+    changes_view(page, ".sdlab-tracer", stage.click)
+    assert tracer.locator(".sdlab-details b").first.inner_text() == name and "sdlab-on" in stage.get_attribute("class")
+    assert "skip out" in tracer.locator(".sdlab-details").inner_text()  # every down stage pushes onto the skip stack
+    hits = tracer.locator(".sdlab-hit title").evaluate_all("titles => titles.map(t => t.textContent)")
+    assert hits == [name]  # the diagram beside it highlights that stage, and only it
+    changes_view(page, ".sdlab-tracer", lambda: tracer.locator(".sdlab-depth").fill("1"))
+    assert tracer.locator(".sdlab-details b").first.inner_text() == name  # a shallower tree keeps the selection
     ARTIFACTS.mkdir(exist_ok=True)
-    tracer.screenshot(path=ARTIFACTS / "browser_05_shape_tracer.png")
+    page.screenshot(path=ARTIFACTS / "browser_05_shape_tracer.png")
 
 
-def test_chapter_06_heatmap_renders_and_follows_a_word(lab, browser):
+def test_chapter_06_opens_unmodified_and_its_explorer_fits_beside_the_file_browser(lab, browser):
     url, names = lab
-    page = run_all(browser, url, names["06"])
-    explorer = page.locator(".sdlab-attention")
+    page = open_notebook(browser, url, names["06"])
+    page.wait_for_timeout(1_000)
+    changed_on_open = page.evaluate(f"() => {find(names['06'])}.context.model.dirty")  # asserted last
+    run_all(page, names["06"])
+    explorer = page.locator(".sdlab-explorer")
     explorer.wait_for(state="visible", timeout=30_000)
-    heatmap = explorer.locator("img.sdlab-heatmap")
-    assert heatmap.evaluate("img => img.complete && img.naturalWidth > 0")
-    before = heatmap.get_attribute("src")
+    explorer.scroll_into_view_if_needed()
+    assert page.locator("#filebrowser").is_visible()
+    right = page.evaluate("() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook')"
+                          ".getBoundingClientRect().right")
+    assert explorer.bounding_box()["x"] + explorer.bounding_box()["width"] <= right, "the explorer is clipped"
+    assert explorer.evaluate("e => e.scrollWidth <= e.clientWidth")
     word = explorer.locator("select").first
-    options = word.locator("option").all_inner_texts()
-    word.select_option(options[-1] if word.input_value() != options[-1] else options[0])
-    page.wait_for_function("old => document.querySelector('img.sdlab-heatmap').src !== old", arg=before,
-                           timeout=30_000)
-    assert heatmap.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert word.input_value() not in ("a", "the")  # it opens on a content word
+    other = [o for o in word.locator("option").all_inner_texts() if o != word.input_value()][-1]
+    changes_view(page, ".sdlab-explorer", lambda: word.select_option(other))
+    assert f'"{other}"' in explorer.locator(".sdlab-title").inner_text()
+    changes_view(page, ".sdlab-explorer", lambda: explorer.locator(".sdlab-norm", has_text="none").click())
+    assert explorer.locator(".sdlab-legend").inner_text().startswith("none:")
+    assert explorer.locator(".sdlab-ticks span").first.inner_text() != "1"  # the bar shows the probabilities' range
     ARTIFACTS.mkdir(exist_ok=True)
-    explorer.screenshot(path=ARTIFACTS / "browser_06_attention.png")
+    page.screenshot(path=ARTIFACTS / "browser_06_attention.png")
+    assert changed_on_open is False, "opening the chapter changed it (its saved kernelspec differs from the installed)"
+
+
+def test_a_notebook_opened_before_running_shows_its_widgets_pictures_and_stays_unmodified(lab, browser):
+    url, names = lab
+    page = open_notebook(browser, url, names["saved"])
+    outputs = page.locator(".jp-OutputArea-output")
+    outputs.first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1_000)  # let JupyterLab settle on what it shows (and whether it marks the file changed)
+    assert page.locator(".jp-OutputArea-output img").count() == 2  # untrusted: the saved pictures, not the widgets
+    assert "VBox(" not in outputs.all_inner_texts() and "Digraph" not in " ".join(outputs.all_inner_texts())
+    assert page.evaluate(f"() => {find(names['saved'])}.context.model.dirty") is False
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "browser_first_open.png")
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory, random_pipe):
+    folder = tmp_path_factory.mktemp("exports")
+    with sdlab.trace(random_pipe) as t:
+        random_pipe("a red circle on the left", num_inference_steps=1)
+    return {".sdlab-tracer": ShapeTracer(t).export(folder / "tracer.html"),
+            ".sdlab-explorer": AttentionExplorer.from_pipe(random_pipe, steps=2).export(folder / "explorer.html"),
+            ".sdlab-stepper": DenoisingStepper.from_pipe(random_pipe, steps=3).export(folder / "stepper.html")}
+
+
+CONTROLS = {".sdlab-tracer": lambda v: v.locator(".sdlab-stage").nth(3).click(),
+            ".sdlab-explorer": lambda v: v.locator("select").nth(1).select_option(index=3),
+            ".sdlab-stepper": lambda v: v.locator("input[type=range]").fill("3")}
+
+
+def test_each_export_works_offline(exports, browser):
+    for root, path in exports.items():
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        offline(page)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(path.as_uri())
+        page.wait_for_selector(f"{root}[data-view]", timeout=10_000)
+        changes_view(page, root, lambda: CONTROLS[root](page.locator(root)))
+        assert not errors, errors
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / f"export_{root[7:]}.png")
+    assert "step 3 of 3" in page.locator(".sdlab-title").inner_text()  # the slider and the title count alike
+
+
+def test_the_book_works_offline(tmp_path, browser):
+    chapter = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# The VAE's shapes"),
+                                              nbformat.v4.new_code_cell("import sdlab\nfrom sdlab.widgets import "
+                                                                        "ShapeTracer\nShapeTracer(sdlab.architecture("
+                                                                        "'sd15').trace(['vae'])).widget")])
+    nbformat.write(chapter, tmp_path / "01_vae.ipynb")
+    index = build([tmp_path / "01_vae.ipynb"], tmp_path / "book")
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    offline(page)
+    page.goto(index.as_uri())
+    page.get_by_role("link", name="The VAE's shapes").click()
+    page.wait_for_selector(".sdlab-tracer[data-view]", timeout=10_000)
+    tree = page.locator(".sdlab-tree")
+    changes_view(page, ".sdlab-tracer", lambda: tree.select_option("vae.decoder"))
+    assert page.locator(".sdlab-details b").first.inner_text() == "vae.decoder"

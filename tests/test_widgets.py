@@ -1,15 +1,21 @@
-"""Widget callbacks as plain functions, and the widgets driven as a notebook would drive them (no browser)."""
+"""What the widgets send to the page (checked against the library's own answers), their Python controls, the
+picture a saved notebook keeps, and the offline export (no browser: tests/test_browser.py drives the pages)."""
+import base64
+import io
 import re
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import sdlab
 from sdlab import SdlabError
 from sdlab.widgets import AttentionExplorer, DenoisingStepper, ShapeTracer
-from sdlab.widgets.attention_explorer import ALL, Choice, overlay_png
+from sdlab.widgets.attention_explorer import ALL, first_content_word, normalised, view_map, words_top
 from sdlab.widgets.denoising_stepper import step_png
-from sdlab.widgets.shape_tracer import HIGHLIGHT, block_view, diagram_svg, tree, u_layout
+from sdlab.widgets.shape_tracer import HIGHLIGHT, block_view, diagram_svg, diagrams, tree, u_layout, view_html
+from sdlab.widgets.view import BOOK, RUN_TO_INTERACT, unb64
 
 PROMPT = "a red circle on the left"
 
@@ -42,6 +48,12 @@ def test_block_view_shows_shapes_params_and_skips(traced):
     assert block_view(traced, "unet.down_blocks.1").children[0] == "unet.down_blocks.1.resnets.0"
 
 
+def test_the_unets_own_skip_list_folds_into_a_count(traced):
+    root = view_html(block_view(traced, "unet"))
+    assert re.search(r"<details><summary>\d+ skip connections</summary>", root)
+    assert "<details>" not in view_html(block_view(traced, "unet.down_blocks.1"))  # 3 rows: shown as they are
+
+
 def test_tree_lists_each_block_once_in_call_order(traced):
     names = [n for _, n in tree(traced, "text_encoder")]  # the encoder ran twice (prompt, empty prompt)
     assert names[0] == "text_encoder" and len(names) == len(set(names))
@@ -56,79 +68,132 @@ def test_u_layout_puts_matching_resolutions_on_one_row(traced):
 
 
 def test_diagram_highlights_only_the_stage_holding_the_choice(traced):
-    svg = diagram_svg(traced, "unet", "unet.down_blocks.2.attentions.0")
-    assert svg.count("<svg") == 1 and svg.count(HIGHLIGHT["fillcolor"]) == 1
+    svg = diagrams(traced, "unet", "unet.down_blocks.2.attentions.0")[0].pipe(format="svg", encoding="utf-8")
+    assert svg.count(HIGHLIGHT["fillcolor"]) == 1
     highlighted = re.search(r"<title>([^<]+)</title>\s*<path fill=\"" + HIGHLIGHT["fillcolor"], svg).group(1)
     assert highlighted == "unet.down_blocks.2"
-    assert diagram_svg(traced, "vae", "vae.decoder").count(HIGHLIGHT["fillcolor"]) > 3  # every block inside
+    assert diagram_svg(traced, "unet").count("<svg") == 1 and HIGHLIGHT["fillcolor"] not in diagram_svg(traced, "unet")
 
 
-def test_tracer_widget_responds_to_a_click_and_to_the_tree(traced):
+def test_tracer_sends_every_block_and_keeps_the_choice_in_its_state(traced):
     tracer = ShapeTracer(traced)
-    assert tracer.component.value == "unet" and tracer.tree.value == "unet"
-    tracer.buttons["unet.up_blocks.2"].click()
-    assert tracer.tree.value == "unet.up_blocks.2" and "skip in" in tracer.details.value
-    assert [b.button_style for b in tracer.buttons.values()].count("warning") == 1
-    tracer.tree.value = "unet.up_blocks.2.resnets.0"
-    assert "unet.up_blocks.2.resnets.0" in tracer.details.value and tracer.buttons["unet.up_blocks.2"].button_style
+    data = tracer.widget.data
+    assert tracer.widget.state == {"component": "unet", "depth": 2, "selected": "unet"}
+    names = {name for blocks in data["blocks"].values() for _, name, _ in blocks}
+    assert names == set(data["details"]) and "unet.up_blocks.2.attentions.0.transformer_blocks.0.attn2" in names
+    for name in ["unet", "unet.down_blocks.1", "unet.up_blocks.3.resnets.2", "vae.decoder"]:  # the one-pass children
+        assert data["details"][name] == view_html(block_view(traced, name))
+    assert "<b>unet.up_blocks.2</b>" in data["details"]["unet.up_blocks.2"]
+    depth = {name: d for _, name, d in data["blocks"]["unet"]}  # the page lists blocks down to the chosen depth
+    assert depth["unet"] == 0 and depth["unet.up_blocks.2"] == 1 and depth["unet.up_blocks.2.resnets.0"] == 2
     tracer.select("unet.up_blocks.2.attentions.0.transformer_blocks.0.attn2")  # deeper than the tree: it deepens
-    assert tracer.depth.value == 4 and "input encoder_hidden_states" in tracer.details.value  # K, V from the text
-    tracer.depth.value = 1  # a shallower tree drops the choice and falls back to the component
-    assert tracer.tree.value == "unet"
+    assert tracer.widget.state["depth"] == 4 and tracer.selected.endswith("attn2")
     tracer.select("vae.decoder.up_blocks.0")
-    assert tracer.component.value == "vae" and tracer.u.layout.display == "none"
+    assert tracer.widget.state["component"] == "vae"
     with pytest.raises(SdlabError, match="no record named"):
         tracer.select("unet.down_blocks.9")
+    with pytest.raises(SdlabError, match="no component 'transformer'"):
+        tracer.select("transformer.blocks.0")
 
 
 def test_tracer_works_on_a_full_size_architecture_on_meta():
     tracer = ShapeTracer(sdlab.architecture("sd15").trace(["unet"]))
-    tracer.select("unet.mid_block")
-    assert "<code>1x1280x8x8</code>" in tracer.details.value and "1x77x768" in tracer.details.value
-    assert len(tracer.buttons) == 12  # conv_in, 4 down, mid, 4 up, conv_out, time_embedding
+    assert "<code>1x1280x8x8</code>" in tracer.widget.data["details"]["unet.mid_block"]
+    assert len(tracer.widget.data["stages"]) == 12  # conv_in, 4 down, mid, 4 up, conv_out, time_embedding
 
 
-def test_attention_choices_change_the_picture(explorer, random_pipe):
-    base = Choice(word="circle")
-    pictures = {overlay_png(explorer.cap, explorer.image, c) for c in [
-        base, Choice("red"), Choice("circle", head=1), Choice("circle", step=1), Choice("circle", opacity=0.9),
-        Choice("circle", norm="none"), Choice("circle", layer="up_blocks.3.attentions.0.transformer_blocks.0.attn2")]}
-    assert len(pictures) == 7
-    again = AttentionExplorer.from_pipe(random_pipe, PROMPT, steps=2)  # a second run: the same picture, byte for byte
-    assert overlay_png(again.cap, again.image, base) == overlay_png(explorer.cap, explorer.image, base)
+def test_every_map_the_explorer_sends_is_the_librarys_heatmap(explorer):
+    cap, data = explorer.cap, explorer.widget.data
+    layer = "up_blocks.3.attentions.0.transformer_blocks.0.attn2"
+    for word, head, step in [("circle", None, None), ("red", 3, 1), ("left", None, 0), ("a", 7, None)]:
+        state = {"word": word, "layer": layer, "head": 0 if head is None else head + 1,
+                 "step": 0 if step is None else data["steps"].index(step) + 1}
+        sent = view_map(data, state)
+        want = cap.heatmap(word, layers=layer, head=head, step=step, size=cap.maps[layer].grid, norm="none")
+        assert sent.shape == cap.maps[layer].grid and np.abs(sent - want).max() <= want.max() / 255 + 1e-7
+        every = view_map(data, dict(state, layer=ALL))  # the mean over layers, each upsampled to the latent grid
+        want = cap.heatmap(word, head=head, step=step, size="latent", norm="none")
+        assert np.abs(every - want).max() <= want.max() / 255 + 1e-7
 
 
-def test_attention_widget_offers_what_was_captured_and_redraws(explorer):
-    assert list(explorer.word.options) == ["a", "red", "circle", "on", "the", "left"]
-    assert list(explorer.step.options) == ["mean", 0, 1] and explorer.step.label == "mean"
-    assert list(explorer.head.options) == ["mean", *range(8)] and explorer.head.label == "mean"
-    assert explorer.layer.options[0] == ALL and explorer.choice == Choice("a")
-    before = explorer.image_view.value
-    explorer.word.value = "left"
-    assert explorer.image_view.value != before and explorer.choice.word == "left"
-    assert "5:the <b>6:left</b> 7:&lt;|endoftext|&gt;" in explorer.tokens.value and "+ 69 padding" in explorer.tokens.value
-    with pytest.raises(SdlabError, match="not in the prompt"):
-        overlay_png(explorer.cap, explorer.image, Choice("triangle"))
+def test_normalisation_sets_the_colour_bars_range(explorer):
+    values = np.array([[0.1, 0.2], [0.3, 0.4]])
+    assert normalised(values, "max", 0.9)[1:] == (0.0, 0.4)
+    assert normalised(values, "minmax", 0.9)[1:] == (0.1, 0.4) and normalised(values, "minmax", 0.9)[0].min() == 0
+    assert normalised(values, "none", 0.9)[1:] == (0.0, 0.9)  # one scale for every word: "none" is not flat
+    state = {"word": "red", "layer": ALL, "head": 0, "step": 0}
+    tops = [view_map(explorer.widget.data, dict(state, word=w)).max() for w in explorer.widget.data["words"]]
+    assert words_top(explorer.widget.data, state) == pytest.approx(max(tops), rel=1e-6)
+    with pytest.raises(SdlabError, match="norm must be one of max, minmax, none"):
+        normalised(values, "log", 0.9)
 
 
-def test_stepper_shows_each_step(stepper):
-    assert step_png(stepper.run, 0) != step_png(stepper.run, 2) != step_png(stepper.run, 2, channel=1)
-    stepper.step.value = 2
-    assert f"<b>{stepper.run.steps[2].timestep}</b>" in stepper.label.value
-    assert stepper.image_view.value == step_png(stepper.run, 2)
+def test_chapter_heatmap_grids_draw_layer_cells_under_one_colour_bar(explorer):
+    from sdlab.render.heatmap import grid_words_layers, grid_words_steps
+
+    cap, image = explorer.cap, explorer.image
+    fig = grid_words_layers(cap, image, ["red", "circle"])
+    layers = len([m for m in cap.maps.values() if m.kind == "cross"])
+    assert len(fig.axes) == 2 * (layers + 1) + 1  # every overlay, and one colour bar
+    first = fig.axes[0].get_images()[-1]  # the first layer, at its own grid
+    assert first.get_array().shape == tuple(cap.maps[next(iter(cap.maps))].grid)
+    assert first.get_interpolation() == "nearest"
+    assert fig.axes[-1].get_ylim() == (0, 1)
+    unnormalised = grid_words_steps(cap, image, ["red"], [0, 1], norm="none")
+    top = max(cap.heatmap("red", step=s, norm="none").max() for s in (0, 1))
+    assert unnormalised.axes[-1].get_ylim()[1] == pytest.approx(top)  # "none": 0..the highest probability shown
+
+
+def test_explorer_opens_on_a_content_word_and_changes_from_python(explorer):
+    assert first_content_word(["a", "red", "circle"]) == "red" and first_content_word(["the", "a"]) == "the"
+    data = explorer.widget.data
+    assert data["words"] == ["a", "red", "circle", "on", "the", "left"] and data["steps"] == [0, 1]
+    assert data["heads"] == 8 and data["layers"][0] == ALL and explorer.widget.state["word"] == "red"
+    left = data["tokens"]["left"]
+    assert "5:the <b>6:left</b> 7:&lt;|endoftext|&gt;" in left and "+ 69 padding" in left
+    explorer.show(word="left", head=2, step=1, norm="none")
+    assert explorer.widget.state == {"word": "left", "layer": ALL, "head": 3, "step": 2, "opacity": 0.5, "norm": "none"}
+    with pytest.raises(SdlabError, match="'triangle' is not in the prompt"):
+        explorer.show(word="triangle")
+    with pytest.raises(SdlabError, match="step 5 not kept"):
+        explorer.show(step=5)
+
+
+def test_stepper_sends_every_step_on_one_scale_per_panel(stepper):
+    data, run = stepper.widget.data, stepper.run
+    assert data["n"] == 3 and data["timesteps"] == run.timesteps and data["channels"] == 4
+    assert data["names"][:2] == ["x_t", "predicted x0"] and data["names"][-1].startswith("cond - uncond")
+    x_t = unb64(data["maps"][0], np.uint8).reshape(3, 4, *data["grid"]) / 255 * 2 - 1  # back to -1..1
+    want = np.stack([s.latent[0] for s in run.steps]) / data["limits"][0]
+    assert np.abs(x_t - want).max() <= 1 / 255 + 1e-6 and data["limits"][0] == np.abs(want * data["limits"][0]).max()
+    assert all(d is not None for d in data["decoded"]) and data["final"] is not None
+    stepper.show(step=3, channel=2)  # counted 1..N, as the slider and its title count
+    assert stepper.widget.state == {"step": 2, "channel": 2}
+    with pytest.raises(SdlabError, match="the slider counts 1..3"):
+        stepper.show(step=0)
+    with pytest.raises(SdlabError, match="channels 0..3"):
+        stepper.show(channel=4)
     with pytest.raises(SdlabError, match="out of range"):
-        step_png(stepper.run, 3)
+        step_png(run, 3)
 
 
-def test_each_widget_exports_a_page_whose_selector_works_without_a_kernel(traced, explorer, stepper, tmp_path):
-    pages = {"tracer": ShapeTracer(traced).export(tmp_path / "tracer.html"),
-             "attention": explorer.export(tmp_path / "attention.html"),
-             "stepper": stepper.export(tmp_path / "stepper.html")}
-    views = {"tracer": len(tree(traced, "unet", depth=1)), "attention": 6, "stepper": 3}
-    for name, path in pages.items():
+def test_a_saved_notebook_keeps_a_picture_of_the_last_view(stepper, monkeypatch):
+    stepper.show(step=2, channel=1)
+    data, _ = stepper.widget._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data and RUN_TO_INTERACT in data["text/plain"]
+    picture = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+    figure = Image.open(io.BytesIO(step_png(stepper.run, 1, 1)))
+    assert picture.width == figure.width and picture.height == figure.height + 20  # plus the line under it
+    monkeypatch.setenv(BOOK, "1")  # `sdlab.sh book` runs the chapters so: the view as self-contained HTML
+    assert set(stepper.widget._repr_mimebundle_()) == {"text/html", "text/plain"}
+
+
+def test_each_export_is_one_self_contained_page(traced, explorer, stepper, tmp_path):
+    pages = [ShapeTracer(traced).export(tmp_path / "tracer.html"), explorer.export(tmp_path / "attention.html"),
+             stepper.export(tmp_path / "stepper.html")]
+    for path in pages:
         page = path.read_text()
-        assert page.count('"model_name": "LinkModel"') == 1 and '"selected_index"' in page
-        assert page.count('"model_name": "HTMLModel"' if name == "tracer" else '"model_name": "ImageModel"') \
-            >= views[name]
-    with pytest.raises(SdlabError, match="does not exist"):
+        assert not re.search(r"""(src|href)=["']?(https?:)?//""", page) and "require.js" not in page
+        assert "export default" in page and "<style>" in page and page.count("</script>") == 2
+    with pytest.raises(SdlabError, match="folder .* does not exist"):
         stepper.export(tmp_path / "missing" / "x.html")

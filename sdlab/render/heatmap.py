@@ -14,6 +14,7 @@ from matplotlib.figure import Figure  # no pyplot: no global figure state, works
 from ..generate import save_png
 
 CMAP = "jet"
+NORM_LABELS = {"max": "share of each map's maximum", "minmax": "each map's min..max", "none": "attention probability"}
 
 
 def as_rgb(image) -> np.ndarray:
@@ -28,20 +29,20 @@ def grey(image) -> np.ndarray:
     return 0.4 + 0.6 * as_rgb(image) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def overlay(ax, heat: np.ndarray, image=None, alpha: float = 0.5, title: str | None = None):
-    """Draw `heat` (values in [0, 1]) over a grey copy of `image` on a matplotlib Axes, at the image's extent."""
-    if image is not None:
-        rgb = as_rgb(image)
+def overlay(ax, heat: np.ndarray, image=None, alpha: float = 0.5, title: str | None = None, top: float = 1.0):
+    """Draw `heat` (values in [0, top]) over a grey copy of `image` on a matplotlib Axes, at the image's extent; a map
+    on a coarser grid than the image (a layer's own grid) is drawn as its cells. Returns the heat's AxesImage."""
+    rgb = None if image is None else as_rgb(image)
+    if rgb is not None:
         ax.imshow(grey(rgb), cmap="gray", vmin=0, vmax=1)
-        extent = (-0.5, rgb.shape[1] - 0.5, rgb.shape[0] - 0.5, -0.5)
-    else:
-        extent = None
-    ax.imshow(heat, cmap=CMAP, vmin=0, vmax=1, alpha=alpha if image is not None else 1.0, extent=extent,
-              interpolation="bilinear")
+    extent = None if rgb is None else (-0.5, rgb.shape[1] - 0.5, rgb.shape[0] - 0.5, -0.5)
+    coarse = rgb is not None and heat.shape[0] < rgb.shape[0]
+    shown = ax.imshow(heat, cmap=CMAP, vmin=0, vmax=top, alpha=alpha if rgb is not None else 1.0, extent=extent,
+                      interpolation="nearest" if coarse else "bilinear")
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=8)
-    return ax
+    return shown
 
 
 def overlay_figure(heat: np.ndarray, image=None, title: str | None = None, inches: float = 3) -> Figure:
@@ -59,14 +60,19 @@ def short(path: str) -> str:
     return f"{block}.{parts[parts.index('attentions') + 1]}" if "attentions" in parts else path
 
 
-def grid(rows: list[str], cols: list[str], heat_of, image=None, inches: float = 1.6) -> Figure:
-    """A rows x cols Figure of overlays; heat_of(i, j) gives the heatmap of row i, column j."""
-    fig = Figure(figsize=(inches * len(cols), inches * len(rows)))
+def grid(rows: list[str], cols: list[str], heat_of, image=None, inches: float = 1.6, norm: str = "max") -> Figure:
+    """A rows x cols Figure of overlays with one colour bar; heat_of(i, j) gives the heatmap of row i, column j.
+    Unnormalised maps ("none") share the scale 0..their highest value, so they are not a near-flat field."""
+    heats = [[heat_of(i, j) for j in range(len(cols))] for i in range(len(rows))]
+    top = (max(float(h.max()) for row in heats for h in row) or 1.0) if norm == "none" else 1.0
+    fig = Figure(figsize=(inches * len(cols) + 0.8, inches * len(rows)))
     axes = fig.subplots(len(rows), len(cols), squeeze=False)
     for i, r in enumerate(rows):
         for j, c in enumerate(cols):
-            overlay(axes[i, j], heat_of(i, j), image, title=f"{r} | {c}" if i == 0 else r if j == 0 else None)
+            shown = overlay(axes[i, j], heats[i][j], image, title=f"{r} | {c}" if i == 0 else r if j == 0 else None,
+                            top=top)
     fig.tight_layout()
+    colour_bar(fig, axes.ravel().tolist(), shown, NORM_LABELS.get(norm, norm))
     return fig
 
 
@@ -74,15 +80,18 @@ def grid_words_layers(cap, image, words: list, layers: list[str] | None = None, 
     """Words down, cross-attention layers across (each normalised on its own), the layer mean last."""
     paths = layers or [p for p, m in cap.maps.items() if m.kind == "cross"]
     groups = [[p] for p in paths] + [paths]
+    sizes = [cap.maps[p].grid for p in paths] + ["latent"]  # each layer at its own grid: its cells, not a blur
     return grid([str(w) for w in words], [short(p) for p in paths] + ["mean"],
-                lambda i, j: cap.heatmap(words[i], layers=groups[j], **heatmap_kw), image)
+                lambda i, j: cap.heatmap(words[i], layers=groups[j], **{"size": sizes[j], **heatmap_kw}), image,
+                norm=heatmap_kw.get("norm", "max"))
 
 
 def grid_words_steps(cap, image, words: list, steps: list[int] | None = None, **heatmap_kw) -> Figure:
     """Words down, denoising steps across; needs a capture with steps='each'."""
     steps = steps if steps is not None else next(m for m in cap.maps.values() if m.kind == "cross").steps
     return grid([str(w) for w in words], [f"step {s}" for s in steps],
-                lambda i, j: cap.heatmap(words[i], step=steps[j], **heatmap_kw), image)
+                lambda i, j: cap.heatmap(words[i], step=steps[j], **heatmap_kw), image,
+                norm=heatmap_kw.get("norm", "max"))
 
 
 def overlay_name(word) -> str:
@@ -120,3 +129,13 @@ def export(cap, image, folder, meta: dict, words: list | None = None) -> Path:
                                   branch_exported="cond"))
     (folder / "meta.json").write_text(json.dumps(record, indent=1, default=str))
     return folder
+
+
+def colour_bar(fig: Figure, ax, shown, label: str | None = None):
+    """A colour bar beside `ax` with its value range at the ends, so a map reads as numbers, not only colours."""
+    lo, hi = shown.get_clim()
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03, ticks=[lo, (lo + hi) / 2, hi])
+    bar.ax.tick_params(labelsize=7)
+    if label:
+        bar.set_label(label, fontsize=7)
+    return bar

@@ -1,37 +1,32 @@
 """Attention explorer: which pixels look at a word, by layer, head and denoising step, over the generated image.
 
 >>> ex = AttentionExplorer.from_pipe(sdlab.load("tiny"), "a red circle on the left", steps=8)
->>> ex.widget          # word, layer, head, step, opacity and normalisation selectors over the overlay
+>>> ex.widget          # word, layer, head, step, opacity and normalisation: each change is drawn in the browser
 
-`ex.export("attention.html")` writes a static page: one precomputed overlay per word (at the current layer,
-head, step, opacity and normalisation), picked by a dropdown in the browser without a kernel.
+Every map (word x layer x head x step, with the means) is sent once as uint8 at its layer's own grid; the page
+picks, normalises and paints it. `ex.export("attention.html")` writes the same view as one offline page.
 """
 import html
-from dataclasses import dataclass, replace
 from pathlib import Path
 
-import ipywidgets as W
+import numpy as np
+import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from ..attention import NORMS, capture_attention
+from ..errors import SdlabError
 from ..figures import png_bytes
-from ..render.heatmap import as_rgb, overlay, short
+from ..render.heatmap import CMAP, as_rgb, colour_bar, grey, short
 from .export import export_html
+from .view import View, b64, lut, quantise, small, unb64
 
 ALL = "all layers (mean)"
-MEAN = "mean"  # a Dropdown treats the value None as "nothing selected", so the mean needs a real value
-
-
-@dataclass
-class Choice:
-    """One state of the explorer; None for head or step means their mean."""
-
-    word: str
-    layer: str = ALL  # a cross-attention path, or ALL
-    head: int | None = None
-    step: int | None = None
-    opacity: float = 0.5
-    norm: str = "max"
+FUNCTION_WORDS = {"a", "an", "the", "of", "on", "in", "at", "to", "and", "with", "by", "for", "is"}
+BUDGET_BYTES = 64 * 2**20  # the page holds every map; past this, capture fewer steps or heads
+LEGEND = {"max": "each map divided by its own maximum: compare places within one map",
+          "minmax": "each map stretched from its minimum to its maximum: the most contrast, no absolute scale",
+          "none": "mean attention probability, on one scale for every word at this layer, head and step: words compare"}
 
 
 def layer_paths(cap) -> list[str]:
@@ -39,32 +34,74 @@ def layer_paths(cap) -> list[str]:
     return [p for p, m in cap.maps.items() if m.kind == "cross"]
 
 
-def head_count(cap, layer: str) -> int:
-    """How many heads can be picked one by one: 0 when heads were averaged during capture."""
-    maps = [cap.maps[p] for p in (layer_paths(cap) if layer == ALL else [layer])]
-    return 0 if maps[0].heads == "mean" else min(m.probs.shape[2] for m in maps)
+def first_content_word(words: list[str]) -> str:
+    """The word the explorer opens on: 'circle' rather than 'a'."""
+    return next((w for w in words if w.lower() not in FUNCTION_WORDS), words[0])
 
 
-def kept_steps(cap) -> list[int]:
-    """Steps kept one by one (empty when the capture averaged them)."""
-    first = cap.maps[layer_paths(cap)[0]]
-    return list(first.steps) if first.per_step else []
+def with_mean(probs: np.ndarray, axis: int) -> np.ndarray:
+    """Prepend the mean along `axis` as slot 0, so slot i + 1 is the i-th step or head kept."""
+    return np.concatenate([probs.mean(axis, keepdims=True), probs], axis)
 
 
-def figure(cap, image, choice: Choice) -> Figure:
-    """The image, and beside it the chosen word's heatmap over a grey copy, titled with what was chosen."""
-    heat = cap.heatmap(choice.word, layers=None if choice.layer == ALL else choice.layer, step=choice.step,
-                       head=choice.head, norm=choice.norm)
-    fig = Figure(figsize=(6.4, 3.6))
-    where = "all layers" if choice.layer == ALL else short(choice.layer)
-    title = (f"{choice.word!r} | {where} | head {'mean' if choice.head is None else choice.head} | "
-             f"step {'mean' if choice.step is None else choice.step} | {choice.norm}")
-    left, right = fig.subplots(1, 2)
-    left.imshow(as_rgb(image))
-    left.set_axis_off()
-    overlay(right, heat, image, alpha=choice.opacity, title=title)
-    fig.tight_layout()
-    return fig
+def word_maps(cap, words: list[str]) -> list[np.ndarray]:
+    """Per layer (ALL first, at the latent grid): (word, step slot, head slot, cells) mean probabilities."""
+    r = cap.row(0, None)
+    layers = []
+    for path in layer_paths(cap):
+        probs = with_mean(with_mean(cap.maps[path].probs[r], 0), 1)  # (steps + 1, heads + 1, queries, keys)
+        layers.append(np.stack([probs[..., cap.keys(w, cap.rows[r])].sum(-1) for w in words]))
+    up = [F.interpolate(torch.from_numpy(m).flatten(0, 2)[:, None].view(-1, 1, *cap.maps[p].grid).float(),
+                        size=tuple(cap.latent_hw), mode="bilinear", align_corners=False)  # as cap.heatmap upsamples
+          for m, p in zip(layers, layer_paths(cap))]
+    everything = torch.stack(up).mean(0).reshape(*layers[0].shape[:3], -1).numpy()
+    return [everything, *layers]
+
+
+def explorer_data(cap, image) -> dict:
+    """What the page draws: every map quantised per map (uint8 plus its float max), the grey image and colours."""
+    words = list(dict.fromkeys(w for w, _ in cap.tokens.mapping()))
+    paths = layer_paths(cap)
+    first = cap.maps[paths[0]]
+    cells = sum(int(np.prod(cap.maps[p].grid)) for p in paths) + int(np.prod(cap.latent_hw))
+    size = len(words) * (first.probs.shape[1] + 1) * (first.probs.shape[2] + 1) * cells
+    if size > BUDGET_BYTES:
+        raise SdlabError(f"the explorer would send {size / 2**20:.0f} MB of maps to the page: capture fewer steps "
+                         "(steps=[0, 10, 20]) or heads='mean'")
+    maps = word_maps(cap, words)
+    maxes = [m.max(-1, keepdims=True) for m in maps]
+    grids = [tuple(cap.latent_hw)] + [cap.maps[p].grid for p in paths]
+    rgb = small(as_rgb(image))
+    return {"words": words, "tokens": {w: tokens_html(cap.tokens, w) for w in words},
+            "layers": [ALL, *paths], "short": ["all layers"] + [short(p) for p in paths],
+            "grids": [list(g) for g in grids], "slots": list(maps[0].shape[1:3]),
+            "steps": list(first.steps) if first.per_step else [],
+            "heads": first.probs.shape[2] if first.heads == "each" else 0,
+            "maps": [b64(quantise(m / np.where(x > 0, x, 1), 0, 1)) for m, x in zip(maps, maxes)],
+            "maxes": [b64(x.astype(np.float32).ravel()) for x in maxes],
+            "grey": b64(quantise(grey(rgb), 0, 1)),
+            "image": b64(rgb), "size": list(rgb.shape[:2]), "lut": lut(CMAP), "legend": LEGEND}
+
+
+def slot(data: dict, state: dict, word: str | None = None) -> int:
+    """Index of the (word, step slot, head slot) map within its layer."""
+    w = data["words"].index(word or state["word"])
+    return (w * data["slots"][0] + state["step"]) * data["slots"][1] + state["head"]
+
+
+def words_top(data: dict, state: dict) -> float:
+    """The highest probability any word reaches at the chosen layer, head and step: the top of "none"'s scale."""
+    maxes = unb64(data["maxes"][data["layers"].index(state["layer"])], np.float32)
+    return float(max(maxes[slot(data, state, w)] for w in data["words"]))
+
+
+def view_map(data: dict, state: dict) -> np.ndarray:
+    """The map the page paints for `state` (dequantised, before normalising): what a test compares with cap.heatmap."""
+    layer = data["layers"].index(state["layer"])
+    h, w = data["grids"][layer]
+    i = slot(data, state)
+    quantised = unb64(data["maps"][layer], np.uint8).reshape(-1, h * w)
+    return quantised[i].reshape(h, w) / 255 * unb64(data["maxes"][layer], np.float32)[i]
 
 
 def tokens_html(tokens, word: str) -> str:
@@ -76,12 +113,32 @@ def tokens_html(tokens, word: str) -> str:
     return f"<code>{' '.join(cells)}</code> + {len(tokens) - len(shown)} padding"
 
 
-def _or_none(value):
-    return None if value == MEAN else value
+def normalised(values: np.ndarray, norm: str, top: float) -> tuple[np.ndarray, float, float]:
+    """(values in 0..1, lo, hi): the colour bar's range for each normalisation (the page does the same)."""
+    if norm not in NORMS:
+        raise SdlabError(f"norm must be one of {', '.join(NORMS)}, not {norm!r}")
+    lo = float(values.min()) if norm == "minmax" else 0.0
+    hi = top if norm == "none" else float(values.max())
+    return np.clip((values - lo) / ((hi - lo) or 1.0), 0, 1), lo, hi
 
 
-def overlay_png(cap, image, choice: Choice) -> bytes:
-    return png_bytes(figure(cap, image, choice))
+def snapshot(data: dict, state: dict, image) -> bytes:
+    """The current view as a PNG: the image, the map over its grey copy as cells, a colour bar with its range."""
+    values, lo, hi = normalised(view_map(data, state), state["norm"], words_top(data, state))
+    fig = Figure(figsize=(6.4, 3.4))
+    left, right = fig.subplots(1, 2)
+    left.imshow(as_rgb(image))
+    left.set_axis_off()
+    right.imshow(grey(image), cmap="gray", vmin=0, vmax=1)
+    h, w = data["size"]
+    shown = right.imshow(values * (hi - lo) + lo, cmap=CMAP, vmin=lo, vmax=hi, alpha=state["opacity"],
+                         extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
+    right.set_axis_off()
+    right.set_title(f"{state['word']!r} | {short(state['layer']) if state['layer'] != ALL else 'all layers'} | "
+                    f"{state['norm']}", fontsize=8)
+    colour_bar(fig, right, shown)
+    fig.text(0.01, 0.02, f"{state['norm']}: {LEGEND[state['norm']]}", fontsize=7)
+    return png_bytes(fig)
 
 
 class AttentionExplorer:
@@ -89,22 +146,10 @@ class AttentionExplorer:
 
     def __init__(self, cap, image):
         self.cap, self.image = cap, image
-        words = list(dict.fromkeys(w for w, _ in cap.tokens.mapping()))  # the prompt's words, each once
-        self.word = W.Dropdown(options=words, description="word")
-        self.layer = W.Dropdown(options=[ALL] + layer_paths(cap), description="layer", layout=W.Layout(width="460px"))
-        self.head = W.Dropdown(description="head")
-        self.step = W.Dropdown(options=[MEAN, *kept_steps(cap)], description="step")
-        self.opacity = W.FloatSlider(value=0.5, min=0, max=1, step=0.05, description="opacity")
-        self.norm = W.ToggleButtons(options=NORMS, description="normalise")
-        self.image_view = W.Image(format="png").add_class("sdlab-heatmap")
-        self.tokens = W.HTML()
-        self._heads()
-        for control in (self.word, self.head, self.step, self.opacity, self.norm):
-            control.observe(lambda _: self.render(), "value")
-        self.layer.observe(lambda _: (self._heads(), self.render()), "value")
-        controls = W.VBox([self.word, self.tokens, self.layer, self.head, self.step, self.opacity, self.norm])
-        self.widget = W.HBox([controls, self.image_view]).add_class("sdlab-attention")
-        self.render()
+        data = explorer_data(cap, image)
+        state = {"word": first_content_word(data["words"]), "layer": ALL, "head": 0, "step": 0, "opacity": 0.5,
+                 "norm": "max"}
+        self.widget = View("explorer", data, state, lambda: snapshot(self.widget.data, self.widget.state, image))
 
     def _repr_mimebundle_(self, **kwargs):  # the object itself displays as its widget in a notebook
         return self.widget._repr_mimebundle_(**kwargs)
@@ -120,24 +165,23 @@ class AttentionExplorer:
             image = generate(pipe, request)
         return cls(cap, image)
 
-    def _heads(self) -> None:
-        count = head_count(self.cap, self.layer.value)
-        self.head.options = [MEAN, *range(count)]
-        self.head.value = MEAN  # a new layer may have fewer heads: start again from their mean
-
-    @property
-    def choice(self) -> Choice:
-        return Choice(self.word.value, self.layer.value, _or_none(self.head.value), _or_none(self.step.value),
-                      self.opacity.value, self.norm.value)
-
-    def render(self) -> None:
-        self.tokens.value = tokens_html(self.cap.tokens, self.word.value)
-        self.image_view.value = overlay_png(self.cap, self.image, self.choice)
+    def show(self, **choice) -> None:
+        """Change the view from Python (word=, layer=, head=, step=, opacity=, norm=); head and step: an int or None
+        for the mean. The page redraws as if the control had been used."""
+        data, state = self.widget.data, dict(self.widget.state)
+        for key, value in choice.items():
+            if key == "head":
+                state["head"] = 0 if value is None else value + 1
+            elif key == "step":
+                if value is not None and value not in data["steps"]:
+                    raise SdlabError(f"step {value} not kept: choose from {data['steps']} or None for the mean")
+                state["step"] = 0 if value is None else data["steps"].index(value) + 1
+            else:
+                state[key] = value
+        if state["word"] not in data["words"]:
+            raise SdlabError(f"{state['word']!r} is not in the prompt: choose from {', '.join(data['words'])}")
+        self.widget.state = state
 
     def export(self, path) -> Path:
-        """A standalone page: one overlay per word at the current other settings, chosen by a dropdown."""
-        words = list(self.word.options)
-        views = [W.Image(value=overlay_png(self.cap, self.image, replace(self.choice, word=w)), format="png")
-                 for w in words]
-        selector = W.Dropdown(options=[(w, i) for i, w in enumerate(words)], description="word")
-        return export_html(path, "sdlab attention explorer", selector, "index", views)
+        """One self-contained page: every control works offline."""
+        return export_html(path, "sdlab attention explorer", self.widget)

@@ -1,28 +1,29 @@
 """Shape tracer: pick a component and block — from the tree, or by clicking the UNet's stages laid out as a U — and
-read its input and output shapes, parameters and skip connections; the diagram highlights the choice.
+read its input and output shapes, parameters and skip connections; the diagram beside it highlights the choice.
 
 >>> tracer = ShapeTracer(sdlab.architecture("sd15").trace())
 >>> tracer.select("unet.down_blocks.1"); tracer.widget      # the last line of a cell displays it
 
-`tracer.export("tracer.html")` writes a static page: the current component's stages are precomputed and a
-dropdown picks among them in the browser, without a kernel (the live tree and U of buttons need one).
+Every block's details and each component's diagram are sent once; a click is answered in the browser.
+`tracer.export("tracer.html")` writes the same view as one offline page.
 """
 import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import ipywidgets as W
-
 from ..errors import SdlabError
 from ..figures import component_diagrams
 from ..render.table import fmt_shape
-from ..trace import Skip, Trace
+from ..trace import Record, Skip, Trace
 from .export import export_html
+from .view import View
 
 HIGHLIGHT = {"fillcolor": "#ffd54f", "penwidth": "3"}
 _NODE = re.compile(r'^\t"?([\w.]+)"? \[')  # a node statement in graphviz's body (edges contain ' -> ')
 INDENT = "\u00a0\u00a0"  # a <select> collapses ordinary spaces
+FOLD = 6  # more skip rows than this (the UNet itself lists every skip) fold into a count the reader can open
+MAX_DEPTH = 8
 
 
 @dataclass
@@ -52,11 +53,29 @@ def block_view(trace: Trace, name: str, step: int = 0) -> BlockView:
     r = trace.get(name, step)
     inside = [c for c in trace.select(r.depth + 1, r.component, step, r.path or None) if c.depth == r.depth + 1]
     skips = trace.ledger(step) if r.component == "unet" else []
-    within = lambda n: n == name or n.startswith(name + ".")  # noqa: E731
-    return BlockView(name=name, type=r.type, params=r.params,
+    return view_of(r, list(dict.fromkeys(c.name for c in inside)), skips)
+
+
+def view_of(r: Record, children: list[str], skips: list[Skip]) -> BlockView:
+    """The view of record `r`, given its direct children and the UNet's skip ledger (empty elsewhere)."""
+    within = lambda n: n == r.name or n.startswith(r.name + ".")  # noqa: E731
+    return BlockView(name=r.name, type=r.type, params=r.params,
                      inputs=[(k, fmt_shape(v)) for k, v in r.inputs.items()], output=fmt_shape(r.outputs),
-                     children=list(dict.fromkeys(c.name for c in inside)),
-                     skips_in=[s for s in skips if within(s.target)], skips_out=[s for s in skips if within(s.source)])
+                     children=children, skips_in=[s for s in skips if within(s.target)],
+                     skips_out=[s for s in skips if within(s.source)])
+
+
+def children(first: dict[str, Record]) -> dict[str, list[str]]:
+    """name -> its direct children, in call order: the nearest enclosing record one level up (one pass, where
+    block_view's search per block is quadratic: 6 s for SD 1.5)."""
+    depth = {name: r.depth for name, r in first.items()}
+    out = {name: [] for name in first}
+    for name, d in depth.items():
+        parts = name.split(".")
+        parent = next((p for k in range(len(parts) - 1, 0, -1) if depth.get(p := ".".join(parts[:k])) == d - 1), None)
+        if parent:
+            out[parent].append(name)
+    return out
 
 
 def view_html(view: BlockView) -> str:
@@ -65,12 +84,15 @@ def view_html(view: BlockView) -> str:
     rows = [("block", f"<b>{e(view.name)}</b> ({e(view.type)})"), ("parameters", f"{view.params:,}")]
     rows += [("input" if k == "input" else f"input {e(k)}", f"<code>{e(v)}</code>") for k, v in view.inputs]
     rows.append(("output", f"<code>{e(view.output)}</code>"))
-    rows += [("skip in", f"<code>{e(str(s))}</code>") for s in view.skips_in]
-    rows += [("skip out", f"<code>{e(str(s))}</code>") for s in view.skips_out]
+    skips = [("skip in", f"<code>{e(str(s))}</code>") for s in view.skips_in]
+    skips += [("skip out", f"<code>{e(str(s))}</code>") for s in view.skips_out]
     if view.children:
         rows.append(("contains", ", ".join(e(c.removeprefix(view.name + ".")) for c in view.children)))
-    body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    return f"<table class='sdlab-block'>{body}</table>"
+    table = lambda rs: "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rs)  # noqa: E731
+    if len(skips) <= FOLD:
+        return f"<table class='sdlab-block'>{table(rows + skips)}</table>"
+    return (f"<table class='sdlab-block'>{table(rows)}</table><details><summary>{len(skips)} skip connections"
+            f"</summary><table class='sdlab-block'>{table(skips)}</table></details>")
 
 
 def u_layout(trace: Trace, step: int = 0) -> list[tuple[int, int, str]]:
@@ -84,83 +106,84 @@ def u_layout(trace: Trace, step: int = 0) -> list[tuple[int, int, str]]:
     return cells
 
 
-def diagram_svg(trace: Trace, component: str, selected: str | None = None, step: int = 0) -> str:
-    """The component's diagrams as inline SVG side by side, the drawn node(s) holding `selected` highlighted."""
-    svgs = []
-    for graph in component_diagrams(trace, component, step):
+def holds(node: str, selected: str) -> bool:
+    """Whether a drawn node stands for the selection: it is the block, inside it, or holds it (the page agrees)."""
+    return node == selected or selected.startswith(node + ".") or node.startswith(selected + ".")
+
+
+def diagrams(trace: Trace, component: str, selected: str | None = None, step: int = 0) -> list:
+    """The component's graphviz diagrams, the drawn node(s) holding `selected` highlighted."""
+    graphs = component_diagrams(trace, component, step)
+    for graph in graphs:
         drawn = {m.group(1) for line in graph.body if (m := _NODE.match(line))}
         for node in drawn:
-            if selected and (node == selected or selected.startswith(node + ".") or node.startswith(selected + ".")):
+            if selected and holds(node, selected):
                 graph.node(node, **HIGHLIGHT)
-        svg = graph.pipe(format="svg", encoding="utf-8")
-        svgs.append(svg[svg.index("<svg"):])
-    return f"<div style='display:flex;gap:24px;align-items:flex-start'>{''.join(svgs)}</div>"
+    return graphs
+
+
+def diagram_svg(trace: Trace, component: str, selected: str | None = None, step: int = 0) -> str:
+    """The component's diagrams as inline SVG side by side (the page highlights the selection itself)."""
+    svgs = [g.pipe(format="svg", encoding="utf-8") for g in diagrams(trace, component, selected, step)]
+    return "".join(svg[svg.index("<svg"):] for svg in svgs)
+
+
+def tracer_data(trace: Trace, step: int = 0) -> dict:
+    """What the page draws: each component's blocks (label, name, depth), every block's details, the diagrams and
+    the U of the UNet's stages."""
+    components = list(dict.fromkeys(r.component for r in trace.records))
+    if not components:
+        raise SdlabError("the trace is empty: run the pipeline inside `with sdlab.trace(pipe) as t:` first")
+    blocks, details = {}, {}
+    for component in components:
+        first = {}
+        for r in trace.select(MAX_DEPTH, component, step):
+            first.setdefault(r.name, r)
+        listed = tree(trace, component, MAX_DEPTH, step)
+        blocks[component] = [[label, name, first[name].depth] for label, name in listed]
+        skips = trace.ledger(step) if component == "unet" else []
+        inside = children(first)
+        details.update({n: view_html(view_of(r, inside[n], skips)) for n, r in first.items()})
+    stages = [[row, col, name, trace.get(name, step).path,
+               f"{trace.get(name, step).type}: {fmt_shape(trace.get(name, step).outputs)}"]
+              for row, col, name in (u_layout(trace, step) if "unet" in components else [])]
+    return {"components": components, "blocks": blocks, "details": details, "stages": stages,
+            "svgs": {c: diagram_svg(trace, c, None, step) for c in components}, "highlight": HIGHLIGHT["fillcolor"]}
 
 
 class ShapeTracer:
-    """The widget: component dropdown, block tree, U of stage buttons, details table and highlighted diagram."""
+    """The widget: component and depth, block tree, U of stage buttons, details table, and the diagram beside."""
 
     def __init__(self, trace: Trace, step: int = 0):
         self.trace, self.step = trace, step
-        components = list(dict.fromkeys(r.component for r in trace.records))
-        if not components:
-            raise SdlabError("the trace is empty: run the pipeline inside `with sdlab.trace(pipe) as t:` first")
-        self.component = W.Dropdown(options=components, value="unet" if "unet" in components else components[0],
-                                    description="component")
-        self.depth = W.BoundedIntText(value=2, min=1, max=8, description="depth", layout=W.Layout(width="170px"))
-        self.tree = W.Select(rows=16, layout=W.Layout(width="470px"))
-        self.buttons = {name: self._button(name, row, col) for row, col, name in u_layout(trace, step)}
-        self.u = W.GridBox(list(self.buttons.values()),
-                           layout=W.Layout(grid_template_columns="repeat(3, 150px)", grid_gap="4px"))
-        self.details = W.HTML().add_class("sdlab-details")
-        self.diagram = W.HTML(layout=W.Layout(overflow="auto", max_height="640px"))
-        picker = W.VBox([self.tree, self.u], layout=W.Layout(flex="0 0 auto"))  # the details table must not squeeze it
-        self.widget = W.VBox([W.HBox([self.component, self.depth]), W.HBox([picker, self.details]), self.diagram])
-        self.widget.add_class("sdlab-tracer")
-        self.component.observe(lambda change: self.show_component(change["new"]), "value")
-        self.depth.observe(lambda _: self.show_component(self.component.value, keep=self.tree.value), "value")
-        self.tree.observe(lambda change: change["new"] and self.render(change["new"]), "value")
-        self.show_component(self.component.value)
+        data = tracer_data(trace, step)
+        component = "unet" if "unet" in data["components"] else data["components"][0]
+        state = {"component": component, "depth": 2, "selected": data["blocks"][component][0][1]}
+        self.widget = View("tracer", data, state, self._snapshot)
 
     def _repr_mimebundle_(self, **kwargs):  # the object itself displays as its widget in a notebook
         return self.widget._repr_mimebundle_(**kwargs)
 
-    def _button(self, name: str, row: int, col: int) -> W.Button:
-        record = self.trace.get(name, self.step)
-        button = W.Button(description=record.path, tooltip=f"{record.type}: {fmt_shape(record.outputs)}",
-                          layout=W.Layout(width="150px", grid_area=f"{row + 1} / {col + 1}"))
-        button.on_click(lambda _: self.select(name))
-        return button.add_class("sdlab-stage")
-
-    def show_component(self, component: str, keep: str | None = None) -> None:
-        """List the component's blocks down to the chosen depth, show the U only for the UNet, and select `keep`
-        if listed, else the first (the component itself, unless only part ran: a pipeline calls vae.decode)."""
-        options = tree(self.trace, component, self.depth.value, self.step)
-        self.tree.options = options
-        self.u.layout.display = None if component == "unet" else "none"
-        self.tree.value = keep if keep in {n for _, n in options} else options[0][1]
+    @property
+    def selected(self) -> str:
+        return self.widget.state["selected"]
 
     def select(self, name: str) -> None:
-        """Select a block by name (what a click on a stage or the tree does)."""
+        """Select a block by name (what a click on a stage or the tree does); the tree deepens to list it."""
         component = name.split(".")[0]
-        if component not in self.component.options:
-            raise SdlabError(f"no component {component!r} in this trace: choose from {', '.join(self.component.options)}")
+        components = self.widget.data["components"]
+        if component not in components:
+            raise SdlabError(f"no component {component!r} in this trace: choose from {', '.join(components)}")
         record = self.trace.get(name, self.step)  # a one-line error for a name that does not exist
-        self.component.value = component
-        self.depth.value = max(self.depth.value, record.depth)  # deep enough for the tree to list it
-        self.tree.value = name
+        depth = max(self.widget.state["depth"], record.depth)
+        self.widget.state = {"component": component, "depth": depth, "selected": name}
 
-    def render(self, name: str) -> None:
-        self.details.value = view_html(block_view(self.trace, name, self.step))
-        self.diagram.value = diagram_svg(self.trace, self.component.value, name, self.step)
-        for stage, button in self.buttons.items():
-            button.button_style = "warning" if name == stage or name.startswith(stage + ".") else ""
+    def _snapshot(self) -> bytes:
+        state = self.widget.state
+        graph = diagrams(self.trace, state["component"], state["selected"], self.step)[0]
+        graph.attr(dpi="48")  # a picture that fits a notebook column, not graphviz's 96 dpi poster
+        return graph.pipe(format="png")
 
     def export(self, path) -> Path:
-        """A standalone page: a dropdown over the current component's stages, each with details and diagram."""
-        component = self.component.value
-        options = tree(self.trace, component, depth=1, step=self.step)
-        views = [W.HTML(view_html(block_view(self.trace, n, self.step)) + diagram_svg(self.trace, component, n,
-                                                                                       self.step)) for _, n in options]
-        selector = W.Dropdown(options=[(label, i) for i, (label, _) in enumerate(options)], description="block")
-        return export_html(path, f"sdlab shape tracer: {component}", selector, "index", views)
+        """One self-contained page: every component, block and stage works offline."""
+        return export_html(path, "sdlab shape tracer", self.widget)

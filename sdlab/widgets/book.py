@@ -1,0 +1,83 @@
+"""The chapters as a book: run each notebook with its widgets shown as self-contained HTML, convert it with
+nbconvert, and link the pages from an index, so the site works from a folder with no network and no kernel.
+
+>>> python -m sdlab.widgets.book --out build/book          # what `bash sdlab.sh book` runs
+>>> # open build/book/index.html: every chapter, its widgets interactive offline
+"""
+import argparse
+import html
+import os
+import re
+import sys
+from pathlib import Path
+
+from ..errors import SdlabError
+from .view import BOOK
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def title(notebook) -> str:
+    """The chapter's first heading, else its file name."""
+    for cell in notebook.cells:
+        for line in cell.source.splitlines() if cell.cell_type == "markdown" else []:
+            if line.startswith("#"):
+                return line.lstrip("#").strip()
+    return "chapter"
+
+
+def nav(pages: list[str], i: int) -> str:
+    """Links to the contents and to the chapters before and after page i."""
+    links = ["<a href='index.html'>contents</a>"]
+    links += [f"<a href='{pages[i - 1]}'>previous</a>"] if i > 0 else []
+    links += [f"<a href='{pages[i + 1]}'>next</a>"] if i + 1 < len(pages) else []
+    return f"<nav style='padding:8px 16px;border-bottom:1px solid #ddd'>{' | '.join(links)}</nav>"
+
+
+def build(notebooks: list[Path], out: Path, timeout: int = 600) -> Path:
+    """Execute each notebook (in its own folder, widgets as HTML) and write out/NAME.html and out/index.html."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    missing = [str(p) for p in notebooks if not p.is_file()]
+    if missing:
+        raise SdlabError(f"no notebook {missing[0]}: pass .ipynb files, or nothing for every chapter")
+    if not out.parent.is_dir():
+        raise SdlabError(f"cannot write {out}: folder {out.parent} does not exist")
+    out.mkdir(exist_ok=True)
+    env = {**os.environ, BOOK: "1"}  # in each kernel: every widget displays as HTML that draws itself
+    pages, titles = [p.with_suffix(".html").name for p in notebooks], []
+    exporter = HTMLExporter(template_name="lab")
+    for i, path in enumerate(notebooks):
+        print(f"sdlab book: running {path.name}", file=sys.stderr)
+        notebook = nbformat.read(path, as_version=4)
+        NotebookClient(notebook, timeout=timeout, store_widget_state=False,  # the pages hold their own state
+                       resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
+        titles.append(title(notebook))
+        body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": titles[-1]}})
+        page = re.sub(r"<body[^>]*>", lambda m: m.group(0) + nav(pages, i), body, count=1)
+        (out / pages[i]).write_text(page, encoding="utf-8")
+    items = "".join(f"<li><a href='{p}'>{html.escape(t)}</a> <small>({p[:-5]})</small></li>"
+                    for p, t in zip(pages, titles))
+    (out / "index.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>sdlab</title></head>"
+                                    f"<body><h1>sdlab: the chapters</h1><ol>{items}</ol></body></html>\n",
+                                    encoding="utf-8")
+    return out / "index.html"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="sdlab.sh book", description="build the executed chapters into a static site")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to include (default: every chapter)")
+    parser.add_argument("--out", type=Path, default=Path("build/book"), help="folder to write (default build/book)")
+    args = parser.parse_args(argv)
+    try:
+        index = build(args.notebooks or sorted(NOTEBOOKS.glob("[0-9]*.ipynb")), args.out)
+    except SdlabError as error:  # one line and exit 2, as the sdlab command does
+        print(f"sdlab: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(f"sdlab book: open {index}")
+
+
+if __name__ == "__main__":
+    main()
