@@ -52,6 +52,8 @@ CONTEXTS = {
     "trace": lambda pipe: sdlab.trace(pipe),
     "capture": lambda pipe: capture_attention(pipe, layers=[LAYER], heads="each", steps="each", branch="both"),
     "denoising": lambda pipe: record_denoising(pipe),
+    "edit": lambda pipe: sdlab.edit(pipe, sdlab.edit.reweight("circle", 1.0), sdlab.edit.timestep(lambda t: t),
+                                    sdlab.edit.skip("unet.down_blocks.1.attentions.0", scale=1.0)),
 }
 
 
@@ -62,6 +64,8 @@ def result(kind, x):
                 for r in x.records]
     if kind == "capture":
         return [(p, m.steps, m.probs.tobytes()) for p, m in x.maps.items()] + [x.rows, x.tokens.words]
+    if kind == "edit":  # identity edits record nothing: the image, compared by every caller, is their result
+        return []
     return [(s.timestep, s.latent.tobytes(), s.cond.tobytes(), s.uncond.tobytes(), s.x0.tobytes()) for s in x.steps]
 
 
@@ -109,7 +113,17 @@ def test_a_context_object_used_twice_is_refused_in_one_line(random_pipe, solo, k
     assert_unchanged(random_pipe, solo["state"])
 
 
-@pytest.mark.parametrize("kind", CONTEXTS)
+def test_an_edit_block_edits_each_of_two_pipeline_calls(random_pipe):
+    with sdlab.edit(random_pipe, sdlab.edit.timestep(500, steps=[0])):
+        first, second = generate(random_pipe), generate(random_pipe)
+    assert np.array_equal(first, second) and not np.array_equal(first, solo_image(random_pipe))
+
+
+def solo_image(pipe):
+    return generate(pipe)
+
+
+@pytest.mark.parametrize("kind", [k for k in CONTEXTS if k != "edit"])  # edits record nothing, so each run is edited
 def test_two_pipeline_calls_in_one_block_are_refused_at_the_second(random_pipe, solo, kind):
     with pytest.raises(SdlabError, match="one pipeline run") as err:
         with CONTEXTS[kind](random_pipe) as x:
