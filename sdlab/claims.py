@@ -467,9 +467,9 @@ def _time_text(m: Models) -> Verdict:
     time_in = _shape(m.trace("sd15"), "unet.time_embedding", "inputs")
     xl = m.trace("sdxl").get("unet.add_embedding")
     fused = m.unet("sd15").config.addition_embed_type
-    return Verdict(fused is not None, f"SD 1.5: time_embedding reads only time_proj's {_fmt(time_in)}; text reaches the UNet "
-                   f"only through {sorted(readers)} (cross-attention); addition_embed_type is "
-                   f"{fused}. SDXL adds pooled text + size ids through add_embedding "
+    return Verdict(fused is not None, f"SD 1.5: time_embedding reads only time_proj's {_fmt(time_in)}; text reaches "
+                   f"the UNet only through {sorted(readers)} (cross-attention); addition_embed_type is {fused}. "
+                   f"SDXL adds pooled text + size ids through add_embedding "
                    f"({_fmt(first_shape(xl.inputs))} -> {_fmt(first_shape(xl.outputs))})")
 
 

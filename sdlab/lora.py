@@ -31,8 +31,8 @@ def attach(unet, rank: int = 4, name: str = "lora") -> None:
     """Add a LoRA adapter to every attention projection; B starts at zero, so the model is unchanged."""
     from peft import LoraConfig
 
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(LORA_TARGETS)),
-                     adapter_name=name)
+    config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(LORA_TARGETS))
+    unet.add_adapter(config, adapter_name=name)
 
 
 def count(module: torch.nn.Module) -> tuple[int, int]:
@@ -153,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     """Train the orange LoRA on the shipped sdlab-tiny, save it, judge it at scale 0 and 1."""
     from .loading import load
 
+    if args.steps < 1 or args.threads < 1:
+        raise SdlabError(f"give --steps and --threads >= 1 (got {args.steps}, {args.threads})")
     torch.set_num_threads(args.threads)
     pipe = load("tiny")
     pipe.set_progress_bar_config(disable=True)

@@ -1,4 +1,4 @@
-"""What a diffusion model is trained to predict from a noisy latent: epsilon (SD 1.5), v (SD 2.x, sdlab-tiny), flow (SD3).
+"""What a diffusion model learns to output from a noisy latent: epsilon (SD 1.5), v (SD 2.x, sdlab-tiny), flow (SD3).
 
 >>> x0 = scene_latents(pipe, range(8)); noise = torch.randn_like(x0); t = torch.full((8,), 999)
 >>> targets(pipe.scheduler, x0, noise, t).v        # = -x0 on sdlab-tiny's zero-terminal-SNR schedule
@@ -38,7 +38,7 @@ def targets(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -
 
 @torch.no_grad()
 def scene_latents(pipe, seeds) -> torch.Tensor:
-    """sdlab-tiny's drawn training scenes for `seeds`, encoded by the pipeline's VAE and scaled as the UNet sees them."""
+    """sdlab-tiny's drawn scenes for `seeds`, encoded by the pipeline's VAE and scaled as the UNet sees them."""
     images = images_tensor([make_scene(seed) for seed in seeds])
     return pipe.vae.encode(images).latent_dist.mean * pipe.vae.config.scaling_factor
 
