@@ -1,19 +1,23 @@
-"""The study notes' architectural claims (../shared/seeds/), each checked against a live trace of the model it is about.
+"""The study notes' claims about Stable Diffusion, each checked against a live trace of the model it is about.
 
 >>> for result in check_all(): print(result)
-holds [unet-io, sd15, seeds/002] The UNet takes a 1x4x64x64 latent ...
+holds [unet-io, sd15, 002_3bd5a5e4a52c0a2b.txt] The UNet takes a 1x4x64x64 latent ...
 """
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 
 import torch
 import torch.nn.functional as F
 
-from .architectures import architecture
-from .lessons import conv_input, cost_curve, growth
+from .architectures import NAMES, Architecture, _build, _read, architecture
+from .lessons import conv_input, cost_curve, flops, growth
 from .trace import Trace, first_shape
+
+NOTES = {  # the study notes this project grew from, by file name (they are not part of the repository)
+    "000": "000_c3f317a5debafc4d.txt", "001": "001_411b5dd9678c9bbb.txt", "002": "002_3bd5a5e4a52c0a2b.txt",
+    "003": "003_b939c9e21de0b4e4.txt", "004": "004_c909a8b724eb6424.txt",
+}
 
 
 @dataclass
@@ -25,10 +29,10 @@ class Verdict:
 @dataclass
 class Claim:
     id: str
-    source: str  # the study note it comes from, e.g. seeds/002
-    model: str  # the architecture it is about: sd15, sd21
+    source: str  # the study note it comes from, by file name, e.g. 002_3bd5a5e4a52c0a2b.txt
+    model: str  # the architecture it is about: sd15, sd21, sdxl
     says: str  # a short English paraphrase of the note
-    check: Callable[[], Verdict]
+    check: Callable[["Models"], Verdict]
 
 
 @dataclass
@@ -42,29 +46,51 @@ class Result:
                 f"    measured: {self.verdict.measured}")
 
 
+class Models:
+    """The architectures claims are checked on, each built and traced once: the published ones unless given others.
+
+    >>> m = Models({"sd15": doctored("sd15", unet={"layers_per_block": 1})})
+    >>> check_all(models=m)      # the same checks, on an SD 1.5 with one ResNet per down block
+    """
+
+    def __init__(self, given: dict[str, Architecture] | None = None):
+        self._archs, self._traces = dict(given or {}), {}
+
+    def arch(self, key: str) -> Architecture:
+        if key not in self._archs:
+            self._archs[key] = architecture(key)
+        return self._archs[key]
+
+    def trace(self, key: str) -> Trace:
+        if key not in self._traces:
+            self._traces[key] = self.arch(key).trace()
+        return self._traces[key]
+
+    def unet(self, key: str) -> torch.nn.Module:
+        return self.arch(key).components["unet"]
+
+
+def doctored(key: str, **changes: dict) -> Architecture:
+    """A published architecture with some config values changed, to show that a claim's check can fail.
+
+    >>> doctored("sd15", vae={"scaling_factor": 0.13025}).components["vae"].config.scaling_factor   # 0.13025
+    """
+    arch = architecture(key)
+    with torch.device("meta"):
+        for part, change in changes.items():
+            arch.components[part] = _build({**_read(key, part), **change})
+    return arch
+
+
 CLAIMS: list[Claim] = []
 
 
-def claim(id: str, source: str, model: str, says: str):
-    """Register the decorated check function as a claim."""
+def claim(id: str, note: str, model: str, says: str):
+    """Register the decorated check function as a claim of study note `note` ("000".."004")."""
     def register(check):
-        CLAIMS.append(Claim(id, f"seeds/{source}", model, says, check))
+        CLAIMS.append(Claim(id, NOTES[note], model, says, check))
         return check
     return register
-
-
-@cache
-def _arch(key: str):
-    return architecture(key)
-
-
-@cache
-def _trace(key: str) -> Trace:
-    return _arch(key).trace()
-
-
-def _unet(key: str = "sd15"):
-    return _arch(key).components["unet"]
 
 
 def _shape(t: Trace, name: str, side: str = "outputs") -> list[int]:
@@ -92,8 +118,8 @@ def _block_types(t: Trace, stage: str) -> list[str]:
 
 @claim("unet-io", "002", "sd15", "The UNet takes a 1x4x64x64 latent and 1x77x768 text states and returns 1x4x64x64; "
        "conv_in maps 4 -> 320 channels and conv_out 320 -> 4.")
-def _unet_io() -> Verdict:
-    t = _trace("sd15")
+def _unet_io(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     unet = t.get("unet")
     seen = [unet.inputs["sample"], unet.inputs["encoder_hidden_states"], first_shape(unet.outputs),
             _shape(t, "unet.conv_in"), _shape(t, "unet.conv_out", "inputs")]
@@ -104,8 +130,8 @@ def _unet_io() -> Verdict:
 
 @claim("down-path", "002", "sd15", "Three CrossAttnDownBlock2D then one DownBlock2D; 64 -> 32 -> 16 -> 8 -> 8 pixels "
        "at 320, 640, 1280, 1280 channels.")
-def _down_path() -> Verdict:
-    t = _trace("sd15")
+def _down_path(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     types = _block_types(t, "down_blocks")
     outs = [_shape(t, f"unet.down_blocks.{i}") for i in range(len(types))]
     ok = types == ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"] and outs == [
@@ -115,16 +141,16 @@ def _down_path() -> Verdict:
 
 @claim("down-interleaved", "002", "sd15", "Inside a CrossAttnDownBlock2D, ResNet and Transformer alternate: "
        "(ResNet -> Transformer) x 2, then the downsampler.")
-def _down_interleaved() -> Verdict:
-    order = _children(_trace("sd15"), "unet", "down_blocks.0")
+def _down_interleaved(m: "Models") -> Verdict:
+    order = _children(m.trace("sd15"), "unet", "down_blocks.0")
     return Verdict(order == ["resnets.0", "attentions.0", "resnets.1", "attentions.1", "downsamplers.0"],
                    f"down_blocks.0 calls {_arrow(order)}")
 
 
 @claim("down-attention-last", "001", "sd15", "A down block runs all its ResNets first, then one attention layer, "
        "then downsamples.")
-def _down_attention_last() -> Verdict:
-    order = _children(_trace("sd15"), "unet", "down_blocks.0")
+def _down_attention_last(m: "Models") -> Verdict:
+    order = _children(m.trace("sd15"), "unet", "down_blocks.0")
     kinds = [name.split(".")[0] for name in order]
     alternate = all(a != b for a, b in zip(kinds, kinds[1:]))
     return Verdict(kinds == ["resnets"] * kinds.count("resnets") + ["attentions", "downsamplers"],
@@ -134,8 +160,8 @@ def _down_attention_last() -> Verdict:
 
 @claim("last-down-downsamples", "000", "sd15", "The last down block (DownBlock2D) has no attention and downsamples "
        "again.")
-def _last_down() -> Verdict:
-    t = _trace("sd15")
+def _last_down(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     order = _children(t, "unet", "down_blocks.3")
     before, after = _shape(t, "unet.down_blocks.3", "inputs"), _shape(t, "unet.down_blocks.3")
     has = [kind for kind in ("attentions", "downsamplers") if any(c.startswith(kind) for c in order)]
@@ -146,8 +172,8 @@ def _last_down() -> Verdict:
 
 @claim("mid-block", "002", "sd15", "The mid block is ResNet -> Transformer -> ResNet on 1x1280x8x8, "
        "output the same shape.")
-def _mid_block() -> Verdict:
-    t = _trace("sd15")
+def _mid_block(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     order = _children(t, "unet", "mid_block")
     shapes = [_shape(t, "unet.mid_block", "inputs"), _shape(t, "unet.mid_block")]
     return Verdict(order == ["resnets.0", "attentions.0", "resnets.1"] and shapes == [[1, 1280, 8, 8]] * 2,
@@ -155,8 +181,8 @@ def _mid_block() -> Verdict:
 
 
 @claim("temb-320", "002", "sd15", "The time embedding passed to every ResNet is (1, 320).")
-def _temb_320() -> Verdict:
-    t = _trace("sd15")
+def _temb_320(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     resnets = [r for r in t.select(component="unet") if r.type == "ResnetBlock2D"]
     widths = sorted({_fmt(r.inputs["temb"]) for r in resnets})
     projected = sorted({_shape(t, f"unet.{r.path}.time_emb_proj")[1] for r in resnets})
@@ -167,8 +193,8 @@ def _temb_320() -> Verdict:
 
 @claim("time-mlp", "000", "sd15", "time_proj makes a 320-wide sinusoidal code; time_embedding (Linear 320 -> 1280, "
        "SiLU, Linear 1280 -> 1280) outputs 1280.")
-def _time_mlp() -> Verdict:
-    t = _trace("sd15")
+def _time_mlp(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     names = ["unet.time_proj", "unet.time_embedding.linear_1", "unet.time_embedding.linear_2"]
     shapes = [_shape(t, n) for n in names]
     calls = [r.path.split(".")[-1] for r in t.select(component="unet", path="time_embedding")][1:]
@@ -178,8 +204,8 @@ def _time_mlp() -> Verdict:
 
 @claim("temb-after-conv2", "001", "sd15", "A ResNet block adds the projected time embedding after its second "
        "convolution.")
-def _temb_after_conv2() -> Verdict:
-    t = _trace("sd15")
+def _temb_after_conv2(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     calls = [r.path.split(".")[-1] for r in t.select(component="unet", path="down_blocks.0.resnets.0")][1:]
     layers = [c for c in calls if c in ("conv1", "time_emb_proj", "norm2", "conv2")]
     where = "after conv2" if layers.index("time_emb_proj") > layers.index("conv2") else "between conv1 and conv2"
@@ -188,13 +214,13 @@ def _temb_after_conv2() -> Verdict:
 
 
 @claim("up-transposed-conv", "001", "sd15", "The UNet upsamples with transposed convolutions.")
-def _up_transposed() -> Verdict:
-    t = _trace("sd15")
+def _up_transposed(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     transposed = [r.name for r in t.select(component="unet") if r.type == "ConvTranspose2d"]
     ups = [r for r in t.select(component="unet") if r.type == "Upsample2D"]
     x = torch.randn(1, ups[0].inputs["hidden_states"][1], 4, 4)
-    seen = conv_input(_unet().get_submodule(ups[0].path), x)
-    conv = type(_unet().get_submodule(ups[0].path).conv).__name__
+    seen = conv_input(m.unet("sd15").get_submodule(ups[0].path), x)
+    conv = type(m.unet("sd15").get_submodule(ups[0].path).conv).__name__
     nearest = torch.equal(seen, F.interpolate(x, scale_factor=2.0, mode="nearest"))
     return Verdict(bool(transposed), f"{len(transposed)} ConvTranspose2d; each of the {len(ups)} Upsample2D "
                    f"interpolates ({'nearest' if nearest else 'not nearest'}: {_fmt(ups[0].inputs['hidden_states'])} "
@@ -202,8 +228,8 @@ def _up_transposed() -> Verdict:
 
 
 @claim("cross-attention-everywhere", "001", "sd15", "Every down block and every up block contains cross-attention.")
-def _cross_everywhere() -> Verdict:
-    t = _trace("sd15")
+def _cross_everywhere(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     blocks = [r.path for r in t.select(depth=1, component="unet") if r.path.startswith(("down_blocks.", "up_blocks."))]
     without = [b for b in blocks if not any(r.path.endswith("attn2") for r in t.select(component="unet", path=b))]
     return Verdict(not without, f"no attn2 in {', '.join(without)}")
@@ -211,8 +237,8 @@ def _cross_everywhere() -> Verdict:
 
 @claim("up-resnets", "002", "sd15", "Each up block has 3 ResNets and 0, 3, 3, 3 Transformers; up_blocks.0's ResNets "
        "take 1280 + 1280 = 2560 channels.")
-def _up_resnets() -> Verdict:
-    t = _trace("sd15")
+def _up_resnets(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     kinds = [[c.split(".")[0] for c in _children(t, "unet", f"up_blocks.{i}")] for i in range(4)]
     counts = [(k.count("resnets"), k.count("attentions")) for k in kinds]
     first = [f"{s.before}+{s.skip}->{s.after}" for s in t.ledger() if s.target.startswith("unet.up_blocks.0.")]
@@ -221,41 +247,44 @@ def _up_resnets() -> Verdict:
 
 
 @claim("up-channels", "002", "sd15", "The up blocks output 1280, 640, 320 and 320 channels.")
-def _up_channels() -> Verdict:
-    t = _trace("sd15")
+def _up_channels(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     outs = [_shape(t, f"unet.up_blocks.{i}") for i in range(4)]
     return Verdict([o[1] for o in outs] == [1280, 640, 320, 320], "up blocks output " + ", ".join(map(_fmt, outs)))
 
 
 @claim("cross-attention-shapes", "003", "sd15", "At 64x64, cross-attention takes Q from 1x4096x320 image tokens and "
        "K, V from 1x77x768 text projected to 320, in 8 heads of 40; self-attention weights are 8x4096x4096.")
-def _cross_shapes() -> Verdict:
-    t = _trace("sd15")
+def _cross_shapes(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     path = "down_blocks.0.attentions.0.transformer_blocks.0"
     attn2 = t.get(f"unet.{path}.attn2")
     q, kv = attn2.inputs["hidden_states"], attn2.inputs["encoder_hidden_states"]
     k = _shape(t, f"unet.{path}.attn2.to_k")
-    heads = _unet().get_submodule(f"{path}.attn2").heads
+    heads = m.unet("sd15").get_submodule(f"{path}.attn2").heads
     n = t.get(f"unet.{path}.attn1").inputs["hidden_states"][1]
-    weights = [_unet().get_submodule(f"{path}.attn1").heads, n, n]
+    weights = [m.unet("sd15").get_submodule(f"{path}.attn1").heads, n, n]
     ok = (q, kv, k, heads, k[-1] // heads, weights) == ([1, 4096, 320], [1, 77, 768], [1, 77, 320], 8, 40,
                                                          [8, 4096, 4096])
     return Verdict(ok, f"Q {_fmt(q)}, text {_fmt(kv)} -> to_k {_fmt(k)}; {heads} heads of {k[-1] // heads}; "
                    f"self-attention weights {_fmt(weights)} per image")
 
 
-@claim("sd21-text-1024", "000", "sd21", "Cross-attention keys and values come from 1024-wide text states.")
-def _sd21_text() -> Verdict:
-    t = _trace("sd21")
-    widths = sorted({r.inputs["encoder_hidden_states"][-1] for r in t.select(component="unet")
+def _text_width(m: "Models", key: str) -> Verdict:
+    widths = sorted({r.inputs["encoder_hidden_states"][-1] for r in m.trace(key).select(component="unet")
                      if r.path.endswith("attn2")})
     return Verdict(widths == [1024], f"every attn2 reads encoder_hidden_states of width {widths}")
 
 
+TEXT_1024 = "Cross-attention keys and values come from 1024-wide text states."
+claim("sd15-text-1024", "000", "sd15", TEXT_1024)(lambda m: _text_width(m, "sd15"))
+claim("sd21-text-1024", "000", "sd21", TEXT_1024)(lambda m: _text_width(m, "sd21"))
+
+
 @claim("attention-quadratic", "004", "sd15", "Self-attention cost grows as O(N^2) in the number of pixels N, "
        "convolution as O(N).")
-def _quadratic() -> Verdict:
-    unet = _unet()
+def _quadratic(m: "Models") -> Verdict:
+    unet = m.unet("sd15")
     costs = cost_curve(unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1, unet.down_blocks[0].resnets[0],
                        [32, 64, 128], unet.config.block_out_channels[0] * 4)
     attn, conv = growth(costs, "attention_flops"), growth(costs, "conv_flops")
@@ -266,8 +295,8 @@ def _quadratic() -> Verdict:
 
 @claim("vae-encoder", "000", "sd15", "VAE encoder: conv_in 3 -> 128; four DownEncoderBlock2D at 128, 256, 512, 512 "
        "channels, the last without downsampling; conv_out 512 -> 8; quant_conv 8 -> 8.")
-def _vae_encoder() -> Verdict:
-    t = _trace("sd15")
+def _vae_encoder(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     blocks = [t.get(f"vae.encoder.down_blocks.{i}") for i in range(4)]
     outs = [first_shape(b.outputs) for b in blocks]
     down = ["downsamplers.0" in _children(t, "vae", b.path) for b in blocks]
@@ -281,8 +310,8 @@ def _vae_encoder() -> Verdict:
 
 @claim("vae-downsample-channels", "003", "sd15", "The VAE's stride-2 downsampling convolutions raise the channels "
        "(128 -> 256, 256 -> 512).")
-def _vae_down_channels() -> Verdict:
-    t = _trace("sd15")
+def _vae_down_channels(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     downs = [r for r in t.select(component="vae") if r.type == "Downsample2D"]
     pairs = [(first_shape(r.inputs)[1], first_shape(r.outputs)[1]) for r in downs]
     grown = [(_shape(t, f"vae.encoder.down_blocks.{i}.resnets.0", "inputs")[1],
@@ -293,11 +322,11 @@ def _vae_down_channels() -> Verdict:
 
 @claim("vae-asymmetric-pad", "003", "sd15", "Before each stride-2 conv the VAE encoder pads only the right and "
        "bottom edges by one pixel.")
-def _vae_pad() -> Verdict:
-    t = _trace("sd15")
+def _vae_pad(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     record = next(r for r in t.select(component="vae") if r.type == "Downsample2D")
     x = torch.randn(1, first_shape(record.inputs)[1], 6, 6)
-    seen = conv_input(_arch("sd15").components["vae"].get_submodule(record.path), x)
+    seen = conv_input(m.arch("sd15").components["vae"].get_submodule(record.path), x)
     kept_top_left = seen.shape[-1] == 7 and torch.equal(seen[..., :6, :6], x)
     zeros = kept_top_left and not seen[..., 6, :].any() and not seen[..., :, 6].any()
     return Verdict(zeros, f"{record.path}.conv gets {_fmt(_shape(t, 'vae.' + record.path + '.conv', 'inputs'))} for a "
@@ -306,18 +335,18 @@ def _vae_pad() -> Verdict:
 
 
 @claim("vae-no-attention", "000", "sd15", "The VAE has no attention.")
-def _vae_attention() -> Verdict:
-    t = _trace("sd15")
+def _vae_attention(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     found = [r for r in t.select(component="vae") if r.type == "Attention"]
-    vae = _arch("sd15").components["vae"]
+    vae = m.arch("sd15").components["vae"]
     return Verdict(not found, "; ".join(f"{r.path} ({vae.get_submodule(r.path).heads} head) on "
                                         f"{_fmt(first_shape(r.inputs))}" for r in found))
 
 
 @claim("vae-moments", "003", "sd15", "The encoder's 8 channels split into 4 mean and 4 log-variance channels; the "
        "log-variance is clamped to [-30, 20].")
-def _vae_moments() -> Verdict:
-    vae = _arch("sd15").components["vae"]
+def _vae_moments(m: "Models") -> Verdict:
+    vae = m.arch("sd15").components["vae"]
     dist = vae.encode(torch.zeros(1, 3, 64, 64, device="meta")).latent_dist
     extremes = torch.full((1, 8, 1, 1), 1000.0)
     extremes[:, 6:] = -1000.0  # two log-variance channels far above, two far below
@@ -330,15 +359,15 @@ def _vae_moments() -> Verdict:
 
 @claim("vae-scaling", "003", "sd15", "Latents are multiplied by 0.18215 before diffusion and divided by it before "
        "decoding.")
-def _vae_scaling() -> Verdict:
-    factor = _arch("sd15").components["vae"].config.scaling_factor
+def _vae_scaling(m: "Models") -> Verdict:
+    factor = m.arch("sd15").components["vae"].config.scaling_factor
     return Verdict(factor == 0.18215, f"vae.config.scaling_factor = {factor}")
 
 
 @claim("latent-compression", "004", "sd15", "A 512x512x3 image has nearly 8 million values; the 64x64x4 latent "
        "compresses it nearly 500 times.")
-def _compression() -> Verdict:
-    t = _trace("sd15")
+def _compression(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     image, latent = _shape(t, "vae.encoder", "inputs"), _shape(t, "vae.post_quant_conv", "inputs")
     ratio = math.prod(image) / math.prod(latent)
     return Verdict(math.prod(image) > 5_000_000 and ratio > 100,
@@ -347,8 +376,8 @@ def _compression() -> Verdict:
 
 @claim("vae-decoder", "000", "sd15", "VAE decoder: post_quant_conv 4 -> 4; conv_in 4 -> 512; four UpDecoderBlock2D "
        "with 3 ResNets each at 512, 512, 256, 128 channels, upsampling in the first three; conv_out 128 -> 3.")
-def _vae_decoder() -> Verdict:
-    t = _trace("sd15")
+def _vae_decoder(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     blocks = [t.get(f"vae.decoder.up_blocks.{i}") for i in range(4)]
     kids = [_children(t, "vae", b.path) for b in blocks]
     resnets = [sum(k.startswith("resnets.") for k in ks) for ks in kids]
@@ -363,11 +392,11 @@ def _vae_decoder() -> Verdict:
 
 @claim("vae-nearest-upsampling", "003", "sd15", "The VAE decoder upsamples by nearest-neighbour interpolation "
        "(repeating pixels), then a 3x3 convolution.")
-def _vae_nearest() -> Verdict:
-    t = _trace("sd15")
+def _vae_nearest(m: "Models") -> Verdict:
+    t = m.trace("sd15")
     record = next(r for r in t.select(component="vae") if r.type == "Upsample2D")
     x = torch.randn(1, first_shape(record.inputs)[1], 4, 4)
-    module = _arch("sd15").components["vae"].get_submodule(record.path)
+    module = m.arch("sd15").components["vae"].get_submodule(record.path)
     seen, conv, kernel = conv_input(module, x), type(module.conv).__name__, module.conv.kernel_size
     repeated = x.repeat_interleave(2, -1).repeat_interleave(2, -2)
     return Verdict(torch.equal(seen, repeated) and conv == "Conv2d" and kernel == (3, 3),
@@ -375,13 +404,145 @@ def _vae_nearest() -> Verdict:
                    f"({'exactly' if torch.equal(seen, repeated) else 'not exactly'}), then a {conv} {kernel}")
 
 
-def check_all(ids: list[str] | None = None) -> list[Result]:
-    """Run every claim's check (or those in `ids`) against the meta architectures; seconds on a CPU."""
-    return [Result(c, c.check()) for c in CLAIMS if ids is None or c.id in ids]
+@claim("unet-linear", "004", "sd15", "A UNet's cost grows only as O(N) in the number of pixels N, because it is "
+       "convolutional.")
+def _unet_linear(m: Models) -> Verdict:
+    unet, sides = m.unet("sd15"), (64, 128)
+    text = torch.zeros(1, 77, unet.config.cross_attention_dim, device="meta")
+    costs = [flops(unet, torch.zeros(1, 4, s, s, device="meta"), torch.tensor(999, device="meta"), text)
+             for s in sides]
+    slope = math.log(costs[1] / costs[0]) / math.log(4)
+    layers = sum(name.endswith("attn1") for name, _ in unet.named_modules())
+    return Verdict(slope < 1.05, f"whole-UNet FLOPs grow as N^{slope:.2f} from {sides[0]}x{sides[0]} to "
+                   f"{sides[1]}x{sides[1]} latents ({costs[0] / 1e12:.1f} -> {costs[1] / 1e12:.1f} TFLOPs): its "
+                   f"{layers} self-attention layers are O(N^2)")
+
+
+@claim("one-skip-per-block", "001", "sd15", "The down path keeps one skip tensor per down block, and each up block "
+       "takes one back.")
+def _one_skip(m: Models) -> Verdict:
+    t = m.trace("sd15")
+    skips = t.ledger()
+    blocks = len(m.unet("sd15").down_blocks)
+    per = [sum(s.target.startswith(f"unet.up_blocks.{i}.") for s in skips) for i in range(blocks)]
+    return Verdict(len(skips) == blocks, f"{len(skips)} skips for {blocks} down blocks: conv_in, every ResNet (or "
+                   f"its attention) and every downsampler push one; the up blocks pop {per}")
+
+
+@claim("samplers-change-channels", "001", "sd15", "The UNet's downsamplers raise the channel count and its upsamplers "
+       "lower it.")
+def _samplers_channels(m: Models) -> Verdict:
+    t = m.trace("sd15")
+    pairs = [(r.path, first_shape(r.inputs)[1], first_shape(r.outputs)[1]) for r in t.select(component="unet")
+             if r.type in ("Downsample2D", "Upsample2D")]
+    return Verdict(any(a != b for _, a, b in pairs), "; ".join(f"{p.split('.')[0]}.{p.split('.')[1]} {a}->{b}"
+                                                               for p, a, b in pairs) + " channels")
+
+
+@claim("head-dim-is-width", "001", "sd15", "attention_head_dim is the width of each attention head.")
+def _head_dim(m: Models) -> Verdict:
+    unet = m.unet("sd15")
+    layers = [unet.get_submodule(f"down_blocks.{i}.attentions.0.transformer_blocks.0.attn1") for i in range(3)]
+    widths = [a.inner_dim // a.heads for a in layers]
+    return Verdict(widths == [unet.config.attention_head_dim] * 3,
+                   f"attention_head_dim = {unet.config.attention_head_dim}; down blocks 0-2 run "
+                   f"{[a.heads for a in layers]} heads of width {widths}")
+
+
+@claim("scale-query-dim", "001", "sd15", "Attention scores are scaled by query_dim ** -0.5 (the full query width).")
+def _scale(m: Models) -> Verdict:
+    attn = m.unet("sd15").get_submodule("down_blocks.0.attentions.0.transformer_blocks.0.attn2")
+    query_dim = attn.to_q.in_features
+    return Verdict(math.isclose(attn.scale, query_dim ** -0.5),
+                   f"attn2 with query_dim {query_dim}: scale {attn.scale:.4f} = {attn.inner_dim // attn.heads} ** -0.5 "
+                   f"(one head's width); {query_dim} ** -0.5 would be {query_dim ** -0.5:.4f}")
+
+
+@claim("time-fused-with-text", "001", "sd15", "The time embedding is fused with the text embedding before it "
+       "conditions the UNet.")
+def _time_text(m: Models) -> Verdict:
+    readers = {r.type for r in m.trace("sd15").select(component="unet") if "encoder_hidden_states" in r.inputs
+               and r.type not in ("UNet2DConditionModel", "CrossAttnDownBlock2D", "CrossAttnUpBlock2D",
+                                  "UNetMidBlock2DCrossAttn", "Transformer2DModel", "BasicTransformerBlock")}
+    time_in = _shape(m.trace("sd15"), "unet.time_embedding", "inputs")
+    xl = m.trace("sdxl").get("unet.add_embedding")
+    fused = m.unet("sd15").config.addition_embed_type
+    return Verdict(fused is not None, f"SD 1.5: time_embedding reads only time_proj's {_fmt(time_in)}; text reaches "
+                   f"the UNet only through {sorted(readers)} (cross-attention); addition_embed_type is {fused}. "
+                   f"SDXL adds pooled text + size ids through add_embedding "
+                   f"({_fmt(first_shape(xl.inputs))} -> {_fmt(first_shape(xl.outputs))})")
+
+
+@claim("single-file-manual", "001", "sdxl", "A lone SDXL .safetensors file cannot be loaded as a pipeline without "
+       "mapping its weights to the components by hand.")
+def _single_file(m: Models) -> Verdict:
+    from diffusers import StableDiffusionXLPipeline
+    from diffusers.loaders.single_file_utils import CHECKPOINT_KEY_NAMES, convert_ldm_unet_checkpoint
+
+    from .architectures.single_file import key_for_checkpoint
+    from .loading import _single_file_class
+
+    marker = CHECKPOINT_KEY_NAMES["xl_base"]
+    checkpoint = {"model.diffusion_model.input_blocks.0.0.weight": torch.empty(320, 4, 3, 3, device="meta"),
+                  marker: torch.empty(1280, device="meta")}
+    cls, key = _single_file_class("file", checkpoint), key_for_checkpoint(checkpoint)
+    automatic = cls is StableDiffusionXLPipeline and key == "sdxl" and callable(convert_ldm_unet_checkpoint)
+    return Verdict(not automatic, f"diffusers tells SDXL by its key {marker!r}; sdlab.load picks {cls.__name__} with "
+                   f"bundled configs {key!r}, and from_single_file renames every weight itself "
+                   f"(convert_ldm_unet_checkpoint and its VAE and CLIP twins)")
+
+
+@claim("config-training-settings", "001", "sd15", "A model's config files also hold training settings such as the "
+       "learning rate and optimiser.")
+def _config_training(m: Models) -> Verdict:
+    arch = m.arch("sd15")
+    keys = {part: list(module.config.to_dict() if hasattr(module.config, "to_dict") else module.config)
+            for part, module in arch.components.items()}
+    found = [f"{part}.{k}" for part, ks in keys.items() for k in ks
+             if any(w in k.lower() for w in ("learning", "lr", "optim", "adam", "momentum", "weight_decay"))]
+    return Verdict(bool(found), f"{sum(map(len, keys.values()))} config keys in {', '.join(keys)}; training "
+                   f"settings among them: {found or 'none'} (they are architecture only)")
+
+
+@claim("vae-u-shaped", "000", "sd15", "The VAE is U-shaped like the UNet: its decoder takes back the encoder's "
+       "features.")
+def _vae_u(m: Models) -> Verdict:
+    t = m.trace("sd15")
+    ins = [(f"up_blocks.{i}", _shape(t, f"vae.decoder.up_blocks.{i}", "inputs")[1],
+            _shape(t, f"vae.decoder.up_blocks.{i}.resnets.0", "inputs")[1]) for i in range(4)]
+    concat = [name for name, block_in, resnet_in in ins if resnet_in != block_in]
+    decoder_in = t.get("vae.decoder").inputs
+    return Verdict(bool(concat), f"vae.decoder gets only {_fmt(first_shape(decoder_in))}; each decoder up block's "
+                   f"first ResNet takes exactly the channels the block got ({', '.join(str(i) for _, i, _ in ins)}): "
+                   f"no skip is concatenated")
+
+
+@claim("middle-at-320x64", "002", "sd15", "Between conv_in and conv_out, the down, mid and up blocks all work at "
+       "1x320x64x64.")
+def _middle_320(m: Models) -> Verdict:
+    t = m.trace("sd15")
+    names = [f"down_blocks.{i}" for i in range(4)] + ["mid_block"] + [f"up_blocks.{i}" for i in range(4)]
+    outs = [_shape(t, f"unet.{n}") for n in names]
+    return Verdict(all(o == [1, 320, 64, 64] for o in outs),
+                   "block outputs " + ", ".join(f"{n} {_fmt(o)}" for n, o in zip(names, outs)))
+
+
+@claim("vae-strictly-symmetric", "003", "sd15", "The VAE decoder mirrors the encoder strictly, block for block.")
+def _vae_symmetric(m: Models) -> Verdict:
+    t = m.trace("sd15")
+    count = [[sum(c.startswith("resnets.") for c in _children(t, "vae", f"{side}.{i}")) for i in range(4)]
+             for side in ("encoder.down_blocks", "decoder.up_blocks")]
+    return Verdict(count[0] == count[1][::-1], f"ResNets per block: encoder {count[0]}, decoder {count[1]}")
+
+
+def check_all(ids: list[str] | None = None, models: Models | None = None) -> list[Result]:
+    """Run every claim's check (or those in `ids`) on the meta architectures (or `models`); seconds on a CPU."""
+    models = models or Models()
+    return [Result(c, c.check(models)) for c in CLAIMS if ids is None or c.id in ids]
 
 
 def summary(results: list[Result]) -> str:
     """One line per claim: id, verdict, model, source."""
-    lines = [f"{r.claim.id:<26} {'holds' if r.verdict.holds else 'WRONG':<6} {r.claim.model:<5} {r.claim.source}"
-             for r in results]
-    return "\n".join(lines)
+    width = max(len(r.claim.id) for r in results) + 1
+    return "\n".join(f"{r.claim.id:<{width}} {'holds' if r.verdict.holds else 'WRONG':<6} {r.claim.model:<5} "
+                     f"{r.claim.source}" for r in results)

@@ -1,0 +1,48 @@
+"""What a diffusion model learns to output from a noisy latent: epsilon (SD 1.5), v (SD 2.x, sdlab-tiny), flow (SD3).
+
+>>> x0 = scene_latents(pipe, range(8)); noise = torch.randn_like(x0); t = torch.full((8,), 999)
+>>> targets(pipe.scheduler, x0, noise, t).v        # = -x0 on sdlab-tiny's zero-terminal-SNR schedule
+"""
+from dataclasses import dataclass
+
+import torch
+
+from .tiny.scenes import make_scene
+from .tiny.train import images_tensor
+
+
+@dataclass
+class Targets:
+    """One batch at timesteps t: the noisy latents each objective trains on, and what the model must output."""
+    alpha: torch.Tensor     # sqrt(alphas_cumprod[t]): how much of x0 is left in the noisy latent
+    sigma: torch.Tensor     # sqrt(1 - alphas_cumprod[t]): how much noise
+    noisy: torch.Tensor     # alpha * x0 + sigma * noise (what epsilon and v models see)
+    epsilon: torch.Tensor   # the noise itself
+    v: torch.Tensor         # alpha * noise - sigma * x0
+    flow_noisy: torch.Tensor  # (1 - s) * x0 + s * noise with s = t / T (rectified flow's straight path)
+    flow: torch.Tensor      # noise - x0: the path's velocity, the same at every s
+
+
+def _per_sample(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return values[t].float().view(-1, 1, 1, 1)
+
+
+def targets(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> Targets:
+    """The three targets for latents x0, noise and integer timesteps t, on `scheduler`'s noise schedule."""
+    alpha = _per_sample(scheduler.alphas_cumprod, t).sqrt()
+    sigma = (1 - _per_sample(scheduler.alphas_cumprod, t)).sqrt()
+    s = t.float().view(-1, 1, 1, 1) / scheduler.config.num_train_timesteps
+    return Targets(alpha, sigma, scheduler.add_noise(x0, noise, t), noise, scheduler.get_velocity(x0, noise, t),
+                   (1 - s) * x0 + s * noise, noise - x0)
+
+
+@torch.no_grad()
+def scene_latents(pipe, seeds) -> torch.Tensor:
+    """sdlab-tiny's drawn scenes for `seeds`, encoded by the pipeline's VAE and scaled as the UNet sees them."""
+    images = images_tensor([make_scene(seed) for seed in seeds])
+    return pipe.vae.encode(images).latent_dist.mean * pipe.vae.config.scaling_factor
+
+
+def x0_from_epsilon(target: Targets, epsilon: torch.Tensor) -> torch.Tensor:
+    """The clean latent an epsilon prediction implies: (noisy - sigma * epsilon) / alpha (undefined where alpha = 0)."""
+    return (target.noisy - target.sigma * epsilon) / target.alpha

@@ -1,0 +1,69 @@
+"""LoRA on sdlab-tiny: attached it changes nothing, trained it teaches orange, saved it loads as diffusers LoRA."""
+import time
+
+import pytest
+import torch
+
+import sdlab
+from sdlab import lora
+from sdlab.errors import SdlabError
+from sdlab.lessons import lora_sites
+
+
+def _image(pipe, **call):
+    return pipe("a red circle on the left", generator=torch.Generator().manual_seed(0), num_inference_steps=4,
+                output_type="pt", **call).images
+
+
+@pytest.fixture
+def pipe():
+    pipe = sdlab.load("tiny")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_an_attached_lora_starts_with_b_zero_and_leaves_the_image_bit_identical(pipe):
+    before, sites = _image(pipe), lora_sites(pipe.unet, rank=4)
+    lora.attach(pipe.unet, rank=4)
+    trainable, total = lora.count(pipe.unet)
+    assert trainable == sum(s.params for s in sites)  # chapter 09's count, read off shapes, is what peft trains
+    assert 0 < trainable < total / 20
+    assert torch.equal(_image(pipe), before)
+
+
+def test_concept_scenes_are_judged_orange_and_only_with_their_own_caption():
+    scene = lora.concept_scene(3)
+    assert scene.caption.startswith("a orange ") and scene.masks.shape == (1, 64, 64)
+    assert lora.shows(scene.image, scene.caption)
+    assert not lora.shows(scene.image, scene.caption.replace("orange", "red"))
+
+
+def test_bad_training_settings_fail_before_any_work(pipe, tmp_path):
+    with pytest.raises(SdlabError, match="scenes >= batch"):
+        lora.train(pipe, tmp_path, steps=10, batch=32, scenes=8)
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_shipped_lora_loads_with_diffusers_and_draws_orange_only_when_on(pipe):
+    before = _image(pipe)
+    pipe.load_lora_weights(lora.ORANGE_LORA, adapter_name="orange")
+    assert torch.equal(_image(pipe, cross_attention_kwargs={"scale": 0.0}), before)
+    assert lora.judge(pipe) >= 0.6  # 10 of the 15 orange prompts at the shipped recipe's seeds
+    assert lora.judge(pipe, cross_attention_kwargs={"scale": 0.0}) == 0.0
+
+
+def test_training_teaches_orange_in_under_three_cpu_minutes(pipe, tmp_path):
+    """The shipped recipe, end to end: CPU seconds of this process on one thread (wall time depends on other jobs)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        started = time.process_time()
+        done = lora.train(pipe, tmp_path)
+        seconds = time.process_time() - started
+    finally:
+        torch.set_num_threads(threads)
+    assert seconds < 180 and done.last_loss < done.first_loss
+    fresh = sdlab.load("tiny")
+    fresh.set_progress_bar_config(disable=True)
+    fresh.load_lora_weights(tmp_path)
+    assert lora.judge(fresh) >= 0.5 and lora.judge(fresh, cross_attention_kwargs={"scale": 0.0}) == 0.0

@@ -1,0 +1,39 @@
+"""The three training targets, on sdlab-tiny's real latents and schedule: what each one asks the model to output."""
+import pytest
+import torch
+
+import sdlab
+from sdlab import objectives
+
+
+@pytest.fixture(scope="module")
+def batch():
+    pipe = sdlab.load("tiny")
+    x0 = objectives.scene_latents(pipe, range(4))
+    return pipe.scheduler, x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+
+
+def test_scene_latents_are_the_unets_input_shape_and_unit_scale(batch):
+    _, x0, _ = batch
+    assert x0.shape == (4, 4, 8, 8)
+    assert 0.7 < x0.std().item() < 1.3  # scaling_factor is 1 / latent std
+
+
+def test_at_the_last_timestep_the_noisy_latent_is_pure_noise_and_v_is_minus_x0(batch):
+    scheduler, x0, noise = batch
+    target = objectives.targets(scheduler, x0, noise, torch.full((4,), 999))
+    assert torch.equal(target.noisy, noise) and torch.equal(target.epsilon, target.noisy)
+    assert torch.equal(target.v, -x0)
+    assert objectives.x0_from_epsilon(target, target.epsilon).isnan().all()  # 0 / 0: epsilon says nothing of x0
+
+
+def test_targets_agree_with_their_definitions_at_any_timestep(batch):
+    scheduler, x0, noise = batch
+    t = torch.tensor([0, 250, 500, 998])
+    target = objectives.targets(scheduler, x0, noise, t)
+    assert torch.allclose(target.noisy, target.alpha * x0 + target.sigma * noise, atol=1e-6)
+    assert torch.allclose(target.v, target.alpha * noise - target.sigma * x0, atol=1e-6)
+    assert torch.allclose(target.alpha * target.noisy - target.sigma * target.v, x0, atol=1e-5)  # x0 back from v
+    assert torch.allclose(objectives.x0_from_epsilon(target, noise), x0, atol=1e-3)
+    assert torch.equal(target.flow, noise - x0)
+    assert torch.equal(target.flow_noisy[0], x0[0])  # s = 0: the flow path starts at the image
