@@ -1,5 +1,4 @@
 """LoRA on sdlab-tiny: attached it changes nothing, trained it teaches orange, saved it loads as diffusers LoRA."""
-import time
 
 import pytest
 import torch
@@ -52,17 +51,15 @@ def test_the_shipped_lora_loads_with_diffusers_and_draws_orange_only_when_on(pip
     assert lora.judge(pipe, cross_attention_kwargs={"scale": 0.0}) == 0.0
 
 
-def test_training_teaches_orange_in_under_three_cpu_minutes(pipe, tmp_path):
-    """The shipped recipe, end to end: CPU seconds of this process on one thread (wall time depends on other jobs)."""
+def test_training_teaches_orange(pipe, tmp_path):
+    """The shipped recipe, end to end (its time against 3 minutes is benchmarks/bench_lora.py's)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        started = time.process_time()
         done = lora.train(pipe, tmp_path)
-        seconds = time.process_time() - started
     finally:
         torch.set_num_threads(threads)
-    assert seconds < 180 and done.last_loss < done.first_loss
+    assert done.last_loss < done.first_loss
     fresh = sdlab.load("tiny")
     fresh.set_progress_bar_config(disable=True)
     fresh.load_lora_weights(tmp_path)
