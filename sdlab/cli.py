@@ -140,8 +140,13 @@ def overlay_names(words) -> dict[str, str]:
 
 def _write_folder(out: Path, write) -> None:
     """Call write(folder) on a hidden sibling folder, then move its files into `out`: a failure leaves no half."""
+    from .generate import write_failed
+
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
-        write(Path(tmp))
+        try:
+            write(Path(tmp))
+        except OSError as error:
+            raise write_failed(out, error) from error
         out.mkdir(exist_ok=True)
         for f in Path(tmp).iterdir():
             f.replace(out / f.name)
@@ -186,11 +191,10 @@ def _cmd_attend(args) -> int:
 
 def _cmd_figures(args) -> int:
     from .figures import write_figures
-    from .generate import Request
+    from .generate import Request, folder_path
 
     Request(PROMPT, args.seed, args.steps).checked()
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise SdlabError(f"cannot write figures into {args.out}: it is a file; give a folder")
+    folder_path(args.out, overwrite=True)  # regenerating figures/ writes over the last ones
     for path in write_figures(args.out, _load(args), steps=args.steps, seed=args.seed):
         print(f"wrote {path}", file=sys.stderr)
     return 0
@@ -261,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--word", action="append", help="a word to overlay (repeatable; default: every word)")
     p.set_defaults(run=_cmd_attend)
     p = sub.add_parser("figures", help="regenerate figures/ from one seeded run and the meta architectures")
-    p.add_argument("--out", default="figures", help="folder to write into (created if missing)")
+    p.add_argument("--out", default="figures", help="folder to write into (created if missing; its files are replaced)")
     _add_model_args(p)
     p.add_argument("--steps", type=int, default=8, help="denoising steps of the run the figures show")
     p.add_argument("--seed", type=int, default=0)

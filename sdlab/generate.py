@@ -144,6 +144,14 @@ def save_png(image: np.ndarray, path) -> Path:
     try:
         Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8)).save(part, _image_format(path))
         part.replace(path)
+    except OSError as error:
+        raise write_failed(path, error) from error
     finally:
         part.unlink(missing_ok=True)
     return path
+
+
+def write_failed(path, error: OSError) -> SdlabError:
+    """A write the checks could not foresee (a full disk, a folder removed meanwhile), as one line."""
+    return SdlabError(f"could not write {path}: {error.strerror or error}; check the disk has room and the folder "
+                      "is still writable, then run again")

@@ -5,6 +5,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import sdlab.generate
@@ -106,7 +107,8 @@ CASES = [
     (["trace", "--arch", "sd15", "--diagram", "exists.png"], "exists.png already exists: pass --overwrite"),
     # the other commands that take numbers or folders
     (["tour", "--steps", "0"], "steps must be at least 1, not 0"),
-    (["figures", "--out", "afile"], "cannot write figures into afile: it is a file; give a folder"),
+    (["figures", "--out", "afile"], "cannot write the output folder afile: it is a file; give the name of a new folder"),
+    (["figures", "--out", "missing/figures"], "folder missing does not exist; create it first"),
 ]
 
 
@@ -141,3 +143,17 @@ def test_overlays_of_words_that_differ_only_in_symbols_get_their_own_files(model
     assert sorted(p.name for p in Path("maps").iterdir()) == sorted(["heatmaps.npz", "image.png", "meta.json",
                                                                      *overlays.values()])
     assert [p.name for p in workdir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_write_that_fails_midway_leaves_no_file_and_says_why(workdir, monkeypatch):
+    from PIL import Image
+
+    def disk_full(image, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"half an ima")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", disk_full)
+    message = "could not write a.png: No space left on device; check the disk has room and the folder is still writable"
+    with pytest.raises(sdlab.SdlabError, match=re.escape(message)):
+        sdlab.generate.save_png(np.zeros((8, 8, 3)), "a.png")
+    assert not Path("a.png").exists() and not Path(".a.png.part").exists()
