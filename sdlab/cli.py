@@ -115,7 +115,8 @@ def _request(args, pipe):
 
 def _repeat(req) -> str:
     """What a user needs to run it again, the seed above all (it has a default, so it may not be on the line)."""
-    return f"seed {req.seed}, {req.steps} steps, guidance {req.guidance:g}, {req.height}x{req.width}"
+    steps = f"{req.steps} step{'s' * (req.steps != 1)}"
+    return f"seed {req.seed}, {steps}, guidance {req.guidance:g}, {req.height}x{req.width}"
 
 
 def _cmd_generate(args) -> int:
@@ -220,8 +221,9 @@ def _add_generation_args(p, out_help: str, overwrite_help: str):
                    ">= 0 (default 7.5); diffusers turns guidance off at 1 or below: the prompt's prediction alone")
     p.add_argument("--height", type=int, default=0, help="pixels, a multiple of 8 (default: the model's size)")
     p.add_argument("--width", type=int, default=0, help="pixels, a multiple of 8 (default: the model's size)")
-    p.add_argument("--allow-slow", action="store_true", help="on a CPU, allow images over 4x the model's "
-                   "native pixels (refused by default: self-attention work grows with the square of the pixels)")
+    p.add_argument("--allow-slow", action="store_true", help="on a CPU, run a size above the model's own even when "
+                   "its self-attention would take over a minute per step (timed from one layer; it grows with the "
+                   "square of the pixels)")
     p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--overwrite", action="store_true", help=overwrite_help)
 

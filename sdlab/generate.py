@@ -14,7 +14,8 @@ import torch
 from .errors import SdlabError
 
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes an unsigned 64-bit number
-SLOW_PIXELS = 4  # on a CPU, more than 4x a model's native pixels (2x each side) is refused unless allowed
+SLOW_SECONDS = 60  # on a CPU, a size above the model's own whose self-attention alone takes longer per step is refused
+PROBE_TOKENS = 1024  # the size of the one timed self-attention call that prices the rest
 
 
 @dataclass
@@ -68,12 +69,70 @@ def _check_for_model(req: Request, pipe, native: int, allow_slow: bool) -> None:
     if limit and req.steps > limit:
         raise SdlabError(f"steps must be at most {limit} for this model, not {req.steps}: its scheduler "
                          f"({type(pipe.scheduler).__name__}) has {limit} timesteps to spread them over")
-    ratio = req.height * req.width / native**2
-    if ratio > SLOW_PIXELS and pipe.device.type == "cpu" and not allow_slow:
-        raise SdlabError(f"{req.height}x{req.width} is {ratio:g} times the pixels of this model's {native}x{native}, "
-                         f"and self-attention grows with their square: about {ratio**2:,.0f} times a native step's "
-                         f"attention work, minutes or more per step on a CPU; use at most {2 * native}x{2 * native}, "
+    if pipe.device.type != "cpu" or allow_slow or req.height * req.width <= native**2:
+        return
+    work, per_work = attention_work(pipe, req.height, req.width), seconds_per_work(pipe)
+    if work * per_work > SLOW_SECONDS:
+        side = _largest_side(pipe, per_work, native, max(req.height, req.width))
+        times = work / attention_work(pipe, native, native)
+        raise SdlabError(f"{req.height}x{req.width} means about {_duration(work * per_work)} of self-attention per "
+                         f"step on this CPU ({times:,.0f} times the work of a {native}x{native} step: it grows with "
+                         f"the square of the pixels); use at most {side}x{side}, "
                          "or pass --allow-slow (allow_slow=True) to run it anyway")
+
+
+def attention_work(pipe, height: int, width: int) -> float:
+    """Multiply-adds of one step's self-attention (scores and weighted sum) at this size, batch 2 as under guidance.
+
+    >>> attention_work(pipe, 512, 512) / 1e9     # SD 1.5: about 120 (G); it grows with the square of the pixels
+    """
+    unet, levels = pipe.unet, len(pipe.unet.down_blocks)
+    latent = [v / getattr(pipe, "vae_scale_factor", 8) for v in (height, width)]
+    work = 0.0
+    for name, module in unet.named_modules():
+        if name.endswith("attn1"):  # diffusers' name for a transformer block's self-attention
+            tokens = math.prod(math.ceil(v / 2 ** _halvings(name, levels)) for v in latent)
+            work += 2 * 2 * tokens**2 * module.to_q.out_features
+    return work
+
+
+def seconds_per_work(pipe) -> float:
+    """Seconds per unit of attention_work on this machine, from timing the UNet's first self-attention once."""
+    import time
+
+    attn = next(m for name, m in pipe.unet.named_modules() if name.endswith("attn1"))
+    x = torch.zeros(2, PROBE_TOKENS, attn.to_q.in_features, dtype=attn.to_q.weight.dtype, device=pipe.device)
+    with torch.no_grad():
+        attn(x)  # the first call pays for kernel set-up
+        start = time.perf_counter()
+        attn(x)
+        elapsed = time.perf_counter() - start
+    return elapsed / (2 * 2 * PROBE_TOKENS**2 * attn.to_q.out_features)
+
+
+def _largest_side(pipe, per_work: float, low: int, high: int) -> int:
+    """The largest square side, a multiple of 8 from `low` up to `high`, whose self-attention fits SLOW_SECONDS."""
+    while high - low > 8:
+        mid = (low + high) // 16 * 8
+        low, high = (mid, high) if attention_work(pipe, mid, mid) * per_work <= SLOW_SECONDS else (low, mid)
+    return low
+
+
+def _halvings(name: str, levels: int) -> int:
+    """How many times the latent grid is halved where a UNet module runs (each down block halves it once)."""
+    block, number = name.split(".")[:2]
+    if block == "down_blocks":
+        return int(number)
+    if block == "up_blocks":
+        return levels - 1 - int(number)
+    return levels - 1  # the mid block, at the lowest resolution
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def generate(pipe, req: Request) -> np.ndarray:

@@ -10,6 +10,7 @@ import pytest
 
 import sdlab.generate
 from sdlab.cli import main
+from sdlab.generate import Request, attention_work
 
 ONE_LINE = re.compile(r"sdlab( [\w-]+)?: error: [^\n]+\n")
 GEN = ["generate", "--prompt", "a red circle", "--steps", "2"]
@@ -72,19 +73,20 @@ CASES = [
     (GEN + ["--out", "a.png", "--prompt", "  "], "the prompt is blank ('  ')"),
     (GEN + ["--out", "a.png", "--height", "100"], "height and width must be positive multiples of 8"),
     (GEN + ["--out", "a.png", "--height", "4096", "--width", "4096"],
-     "4096x4096 is 4096 times the pixels of this model's 64x64, and self-attention grows with their square: "
-     "about 16,777,216 times a native step's attention work, minutes or more per step on a CPU; "
-     "use at most 128x128, or pass --allow-slow"),
+     ("4096x4096 means about ", " of self-attention per step on this CPU (16,777,216 times the work of a 64x64 step: "
+      "it grows with the square of the pixels); use at most ", ", or pass --allow-slow (allow_slow=True)")),
     # generate: where the image goes
     (GEN + ["--out", "ro/a.png"], "cannot write the image ro/a.png: folder ro is not writable; choose another folder"),
     (GEN + ["--out", "folder"], "cannot write the image folder: it is a folder; give a file name inside it"),
     (GEN + ["--out", "noext"], "cannot write the image noext: it has no suffix; end the name in .png"),
     (GEN + ["--out", "a.foo"], "its suffix '.foo' is not an image format Pillow writes; end the name in .png"),
-    (GEN + ["--out", "exists.png"], "exists.png already exists: pass --overwrite to replace it, or choose another name"),
+    (GEN + ["--out", "exists.png"],
+     "exists.png already exists: pass --overwrite to replace it, or choose another name"),
     (GEN + ["--out", "missing/a.png"], "folder missing does not exist; create it first"),
     # generate: which model
     (GEN + ["--out", "a.png", "--model", "loop1"], "loop1 is a symbolic link that loops back to itself"),
-    (GEN + ["--out", "a.png", "--model", "models/sd15"], "no such file or folder: models/sd15 (did you mean models/sd-15?"),
+    (GEN + ["--out", "a.png", "--model", "models/sd15"],
+     "no such file or folder: models/sd15 (did you mean models/sd-15?"),
     (GEN + ["--out", "a.png", "--model", "someone/not-cached"],
      "'someone/not-cached' is no local file or folder (from "),
     (GEN + ["--out", "a.png", "--model", "MISMATCHED"],
@@ -107,7 +109,8 @@ CASES = [
     (["trace", "--arch", "sd15", "--diagram", "exists.png"], "exists.png already exists: pass --overwrite"),
     # the other commands that take numbers or folders
     (["tour", "--steps", "0"], "steps must be at least 1, not 0"),
-    (["figures", "--out", "afile"], "cannot write the output folder afile: it is a file; give the name of a new folder"),
+    (["figures", "--out", "afile"],
+     "cannot write the output folder afile: it is a file; give the name of a new folder"),
     (["figures", "--out", "missing/figures"], "folder missing does not exist; create it first"),
 ]
 
@@ -121,7 +124,8 @@ def test_bad_input_is_one_line_exit_2_before_any_work(argv, message, models, wor
     argv = [models.get(a, a) for a in argv]
     before = snapshot(workdir)
     code, err = run(argv, capsys)
-    assert (code, message in err) == (2, True), err
+    parts = (message,) if isinstance(message, str) else message
+    assert code == 2 and all(part in err for part in parts), err
     assert ONE_LINE.fullmatch(err), err
     assert snapshot(workdir) == before
 
@@ -157,3 +161,15 @@ def test_a_write_that_fails_midway_leaves_no_file_and_says_why(workdir, monkeypa
     with pytest.raises(sdlab.SdlabError, match=re.escape(message)):
         sdlab.generate.save_png(np.zeros((8, 8, 3)), "a.png")
     assert not Path("a.png").exists() and not Path(".a.png.part").exists()
+
+
+def test_the_time_a_large_image_would_take_is_priced_by_the_models_own_layer(random_pipe, monkeypatch):
+    big = Request("a red circle", 0, 2, height=4096, width=4096)
+    assert big.checked(random_pipe, allow_slow=True).height == 4096  # allowed: nothing is run or refused
+    monkeypatch.setattr(sdlab.generate, "seconds_per_work", lambda pipe: 1e-9)  # a CPU doing 1 G per second
+    assert attention_work(random_pipe, 4096, 4096) == 64**4 * attention_work(random_pipe, 64, 64) == 50173807951872
+    message = "4096x4096 means about 14 hours of self-attention per step on this CPU (16,777,216 times the work"
+    with pytest.raises(sdlab.SdlabError, match=re.escape(message)) as err:
+        big.checked(random_pipe)
+    side = int(re.search(r"use at most (\d+)x\1, or pass --allow-slow", str(err.value))[1])
+    assert attention_work(random_pipe, side, side) * 1e-9 <= 60 < attention_work(random_pipe, side + 8, side + 8) * 1e-9
