@@ -5,6 +5,7 @@
 """
 import math
 import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -98,8 +99,6 @@ def attention_work(pipe, height: int, width: int) -> float:
 
 def seconds_per_work(pipe) -> float:
     """Seconds per unit of attention_work on this machine, from timing the UNet's first self-attention once."""
-    import time
-
     attn = next(m for name, m in pipe.unet.named_modules() if name.endswith("attn1"))
     x = torch.zeros(2, PROBE_TOKENS, attn.to_q.in_features, dtype=attn.to_q.weight.dtype, device=pipe.device)
     with torch.no_grad():
