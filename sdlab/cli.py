@@ -4,12 +4,31 @@
 >>> sdlab generate --model tiny --prompt "a red circle on the left" --seed 0 --steps 20 --out red.png
 """
 import argparse
+import re
 import sys
+import tempfile
+import warnings
+from pathlib import Path
 
 from .errors import SdlabError
 
 PROMPT = "a red circle on the left"
 MODEL_HELP = "'tiny', a diffusers folder, a .safetensors file or a hub id"
+DIAGRAM_SUFFIXES = (".svg", ".png", ".pdf")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, like every other sdlab error (its default prints the usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    if not re.fullmatch(r"\d+", text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, not {text!r}")
+    return int(text)
 
 
 def _add_model_args(p, model=None):
@@ -26,41 +45,56 @@ def _load(args):
     return load(args.model, allow_pickle=args.allow_pickle, config=args.config)
 
 
-def _components(choice: str, available) -> list[str]:
-    """`text_encoder` means every text encoder (SDXL has two, SD3 three)."""
-    chosen = [c for c in available if choice == "all" or c.startswith(choice)]
-    if not chosen:
-        raise SdlabError(f"this pipeline has no {choice}: choose --component from all, {', '.join(available)}")
-    return chosen
+def _components(choice: str, available, source: str) -> list[str]:
+    """`text_encoder` means every text encoder (SDXL has two, SD3 three); a component the model lacks is an error."""
+    names = [c for c in available if choice == "all" or c.startswith(choice)]
+    if not names:
+        raise SdlabError(f"{source} has no {choice}: choose --component all or one of {', '.join(available)}")
+    return names
+
+
+def _diagram_path(path, overwrite: bool) -> Path | None:
+    """--diagram's file, checked like every output before any work: a folder that exists, a suffix graphviz writes."""
+    from .generate import output_file
+
+    if path is None:
+        return None
+    path = Path(path)
+    if path.suffix.lower() not in DIAGRAM_SUFFIXES:
+        raise SdlabError(f"cannot draw the diagram {path}: end the name in {', '.join(DIAGRAM_SUFFIXES)}")
+    return output_file(path, "diagram", overwrite)
 
 
 def _cmd_trace(args) -> int:
     import json
 
-    import torch
-
     from . import architecture, trace
+    from .generate import Request, generate
     from .render.diagram import transformer_diagram, unet_diagram
     from .trace import components_of
 
     if args.diagram and args.component not in ("all", "unet", "transformer"):
         raise SdlabError("--diagram draws the unet or transformer: use --component all, unet or transformer")
-    target = architecture(args.arch) if args.arch else _load(args)
-    chosen = _components(args.component, components_of(target))
-    denoiser = next((c for c in chosen if c in ("unet", "transformer")), None)
+    diagram = _diagram_path(args.diagram, args.overwrite)
     if args.arch:
-        t = target.trace(chosen)
+        target = architecture(args.arch)
+        names = _components(args.component, components_of(target), args.arch)
+        t = target.trace(names)
     else:
-        with trace(target, chosen) as t:
-            target(args.prompt, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(0))
+        req = Request(args.prompt, 0, args.steps).checked()
+        target = _load(args)
+        req = req.checked(target)
+        names = _components(args.component, components_of(target), args.model)
+        with trace(target, names) as t:
+            generate(target, req)
     if args.params:
         from .render.params import param_summary
 
-        for name in chosen:
+        for name in names:
             print(f"{name}\n{param_summary(components_of(target)[name], depth=args.depth)}")
-    if args.diagram:
-        draw = unet_diagram if denoiser == "unet" else transformer_diagram
-        path = draw(t).render(outfile=args.diagram, cleanup=True)
+    if diagram:
+        draw = unet_diagram if "unet" in names else transformer_diagram
+        path = draw(t).render(outfile=diagram, cleanup=True)
         print(f"wrote {path}", file=sys.stderr)
     if args.json:
         json.dump(t.to_json(), sys.stdout)
@@ -79,29 +113,59 @@ def _request(args, pipe):
     from .generate import Request
 
     return Request(args.prompt, args.seed, args.steps, args.guidance, args.height, args.width,
-                   args.negative_prompt).checked(pipe)
+                   args.negative_prompt).checked(pipe, allow_slow=args.allow_slow)
+
+
+def _repeat(req) -> str:
+    """What a user needs to run it again, the seed above all (it has a default, so it may not be on the line)."""
+    steps = f"{req.steps} step{'s' * (req.steps != 1)}"
+    return f"seed {req.seed}, {steps}, guidance {req.guidance:g}, {req.height}x{req.width}"
 
 
 def _cmd_generate(args) -> int:
-    from .generate import generate, save_png, writable
+    from .generate import generate, image_path, save_png
 
     _request(args, None)  # fail on bad numbers before loading a model
-    out = writable(args.out, "image")
+    out = image_path(args.out, args.overwrite)
     pipe = _load(args)
-    print(f"wrote {save_png(generate(pipe, _request(args, pipe)), out)}", file=sys.stderr)
+    req = _request(args, pipe)
+    print(f"wrote {save_png(generate(pipe, req), out)} ({_repeat(req)})", file=sys.stderr)
     return 0
+
+
+def overlay_names(words) -> dict[str, str]:
+    """word -> overlay_NN_word.png: numbered, so words that differ only in symbols or emoji never share a file."""
+    names = {}
+    for k, word in enumerate(words):
+        readable = re.sub(r"[^A-Za-z0-9-]+", "_", str(word)).strip("_")
+        names[word] = f"overlay_{k:02d}_{readable}.png" if readable else f"overlay_{k:02d}.png"
+    return names
+
+
+def _write_folder(out: Path, write) -> None:
+    """Call write(folder) on a hidden sibling folder, then move its files into `out`: a failure leaves no half."""
+    from .generate import write_failed
+
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        try:
+            write(Path(tmp))
+        except OSError as error:
+            raise write_failed(out, error) from error
+        out.mkdir(exist_ok=True)
+        for f in Path(tmp).iterdir():
+            f.replace(out / f.name)
 
 
 def _cmd_attend(args) -> int:
     import diffusers
 
     from . import capture_attention
-    from .generate import generate, writable
-    from .render.heatmap import export, overlay_name
+    from .generate import folder_path, generate
+    from .render.heatmap import export, overlay_figure
     from .tokens import prompt_tokenizers, tokenize
 
     _request(args, None)
-    out = writable(args.out, "output folder")
+    out = folder_path(args.out, args.overwrite)
     pipe = _load(args)
     req = _request(args, pipe)
     tokens = tokenize(prompt_tokenizers(pipe)[0], req.prompt)
@@ -110,43 +174,65 @@ def _cmd_attend(args) -> int:
         tokens.indices(w)  # an unknown word fails here, before anything is written
     with capture_attention(pipe) as cap:
         image = generate(pipe, req)
-    meta = dict(vars(req), model=args.model, diffusers=diffusers.__version__)
-    export(cap, image, out, meta, words)
+    overlays = overlay_names(words)
+    meta = dict(vars(req), model=args.model, diffusers=diffusers.__version__, overlays=overlays)
+
+    def write(folder):
+        export(cap, image, folder, meta)
+        with warnings.catch_warnings():  # an emoji's missing glyph is a box in a title, not a problem
+            warnings.filterwarnings("ignore", "Glyph .* missing")
+            for word, name in overlays.items():
+                overlay_figure(cap.heatmap(word, branch="cond"), image, title=f"{word} (max-normalised)").savefig(
+                    folder / name, dpi=100)
+
+    _write_folder(out, write)
     if tokens.truncated:
         print(f"note: {tokens.truncation_report()}", file=sys.stderr)
-    print(f"wrote {out}/ image.png heatmaps.npz meta.json " + " ".join(map(overlay_name, words)), file=sys.stderr)
+    print(f"wrote {out}/ image.png heatmaps.npz meta.json {' '.join(overlays.values())} ({_repeat(req)})",
+          file=sys.stderr)
     return 0
 
 
 def _cmd_figures(args) -> int:
     from .figures import write_figures
+    from .generate import Request, folder_path
 
+    Request(PROMPT, args.seed, args.steps).checked()
+    folder_path(args.out, overwrite=True)  # regenerating figures/ writes over the last ones
     for path in write_figures(args.out, _load(args), steps=args.steps, seed=args.seed):
         print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
 def _cmd_tour(args) -> int:
+    from .generate import Request
     from .tour import tour
 
+    Request(args.prompt, args.seed, args.steps).checked()
     print(tour(_load(args), args.prompt, steps=args.steps, seed=args.seed))
     return 0
 
 
-def _add_generation_args(p, out_help: str):
+def _add_generation_args(p, out_help: str, overwrite_help: str):
     _add_model_args(p)
-    p.add_argument("--prompt", required=True)
+    p.add_argument("--prompt", required=True, help="the text; a blank prompt is refused")
     p.add_argument("--negative-prompt", default=None)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--steps", type=int, required=True, help="denoising steps (at least 1)")
-    p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale; 1 turns it off")
+    p.add_argument("--seed", type=int, default=0, help="0 to 2**64 - 1 (default 0; printed with the result)")
+    p.add_argument("--steps", type=int, required=True,
+                   help="denoising steps, from 1 to the scheduler's training timesteps (1000 for SD)")
+    p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale, a finite number "
+                   ">= 0 (default 7.5); diffusers turns guidance off at 1 or below: the prompt's prediction alone")
     p.add_argument("--height", type=int, default=0, help="pixels, a multiple of 8 (default: the model's size)")
     p.add_argument("--width", type=int, default=0, help="pixels, a multiple of 8 (default: the model's size)")
+    p.add_argument("--allow-slow", action="store_true", help="on a CPU, run a size above the model's own even when "
+                   "its self-attention would take over a minute per step (timed from one layer; it grows with the "
+                   "square of the pixels)")
     p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--overwrite", action="store_true", help=overwrite_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sdlab", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sdlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     from .architectures import NAMES
@@ -157,13 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--arch", choices=NAMES, help="full-size architecture on meta, no weights")
     _add_model_args(p, source)
     p.add_argument("--component", default="all", choices=["all", *COMPONENTS])
-    p.add_argument("--depth", type=int, default=1, help="0 components, 1 stages, 2 blocks, 3+ layers")
+    p.add_argument("--depth", type=_count, default=1, help="0 components, 1 stages, 2 blocks, 3+ layers")
     p.add_argument("--json", action="store_true", help="print every record as JSON")
     p.add_argument("--params", action="store_true", help="also print parameters by block (torchinfo)")
     p.add_argument("--diagram", metavar="FILE.svg", help="also draw the UNet as a U or the transformer "
                    "as a stack (svg, png or pdf)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --diagram file")
     p.add_argument("--prompt", default=PROMPT, help="with --model: the prompt of the short generation")
-    p.add_argument("--steps", type=int, default=2, help="with --model: denoising steps")
+    p.add_argument("--steps", type=int, default=2, help="with --model: denoising steps (at least 1)")
     p.set_defaults(run=_cmd_trace)
 
     from .tiny import evaluate, train  # their options live beside the code they configure
@@ -176,15 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=evaluate.run)
 
     p = sub.add_parser("generate", help="make one image from a prompt")
-    _add_generation_args(p, "the image file to write (.png); its folder must exist")
+    _add_generation_args(p, "the image file to write (.png, .jpg, .webp); its folder must exist",
+                         "replace --out if it exists (refused otherwise)")
     p.set_defaults(run=_cmd_generate)
 
     p = sub.add_parser("attend", help="make an image and write its cross-attention heatmaps per word to a folder")
-    _add_generation_args(p, "folder to write image.png, heatmaps.npz, meta.json, overlay_<word>.png into")
+    _add_generation_args(p, "a new or empty folder to write image.png, heatmaps.npz, meta.json and "
+                         "overlay_NN_<word>.png into (meta.json's 'overlays' maps word -> file)",
+                         "write into --out even if it already holds files")
     p.add_argument("--word", action="append", help="a word to overlay (repeatable; default: every word)")
     p.set_defaults(run=_cmd_attend)
     p = sub.add_parser("figures", help="regenerate figures/ from one seeded run and the meta architectures")
-    p.add_argument("--out", default="figures", help="folder to write into (created if missing)")
+    p.add_argument("--out", default="figures", help="folder to write into (created if missing; its files are replaced)")
     _add_model_args(p)
     p.add_argument("--steps", type=int, default=8, help="denoising steps of the run the figures show")
     p.add_argument("--seed", type=int, default=0)

@@ -3,7 +3,10 @@
 >>> pipe = sdlab.load()                                  # the embedded sdlab-tiny, offline, on a CPU
 >>> pipe = sdlab.load("~/models/sd15.safetensors")        # a checkpoint you have
 """
+import difflib
+import errno
 import json
+import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +18,21 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    """The error's first sentence: whole, and without diffusers' advice for Python callers."""
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0].rstrip(".")
+
+
+_WRONG_SHAPE = re.compile(r"(\S+) expected shape torch\.Size\((\[.*?\])\), but got torch\.Size\((\[.*?\])\)")
+
+
+def _folder_problem(error: Exception) -> str:
+    """What is wrong with a diffusers folder that did not load, in words a command-line user can act on."""
+    if shape := _WRONG_SHAPE.search(str(error)):
+        name, expected, got = shape.groups()
+        return (f"its weight {name} has shape {got} but its config.json says {expected}: the config and the weights "
+                "come from different models; save or download the folder again")
+    return _first_line(error)
 
 
 def _from_folder(folder: Path, allow_pickle: bool, **kwargs):
@@ -38,7 +55,7 @@ def _from_folder(folder: Path, allow_pickle: bool, **kwargs):
         return DiffusionPipeline.from_pretrained(folder, local_files_only=True,
                                                  use_safetensors=None if allow_pickle else True, **kwargs)
     except Exception as error:  # diffusers raises many types; the user needs one line
-        raise SdlabError(f"could not load the diffusers folder {folder}: {_first_line(error)}") from error
+        raise SdlabError(f"could not load the diffusers folder {folder}: {_folder_problem(error)}") from error
 
 
 def _safetensors_shapes(path: Path) -> dict:
@@ -114,15 +131,31 @@ def _from_file(path: Path, allow_pickle: bool, config, **kwargs):
                          f"({_config_hint(folder, given=config is not None)})") from error
 
 
+def _unreachable(error: BaseException | None) -> bool:
+    """Whether the hub could not be reached at all (no network, or HF_HUB_OFFLINE), anywhere in the chain."""
+    while error is not None:
+        if "connect" in type(error).__name__.lower() or "offline" in type(error).__name__.lower():
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def _from_hub(repo_id: str, **kwargs):
     from diffusers import DiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
 
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its "Couldn't connect to the Hub" lines would precede our one line
     try:
         return DiffusionPipeline.from_pretrained(repo_id, use_safetensors=True, **kwargs)
     except Exception as error:
-        raise SdlabError(f"could not fetch {repo_id!r} from the Hugging Face hub ({_first_line(error)}): "
-                         "offline? download it once with network, or pass a local folder or .safetensors file"
+        cause = ("it is not in the local cache and the hub cannot be reached (offline?)" if _unreachable(error)
+                 else _first_line(error))
+        raise SdlabError(f"{repo_id!r} is no local file or folder (from {Path.cwd()}), so sdlab asked the Hugging "
+                         f"Face hub for it: {cause}; check the path, or download the model once with network"
                          ) from error
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
 
 
 @contextmanager
@@ -168,6 +201,23 @@ def load(source: str | Path = "tiny", *, allow_pickle: bool = False, config: str
     return pipe
 
 
+def _missing(path: Path) -> SdlabError:
+    """Why nothing is at `path`: a broken symbolic link, or a name with its near misses in the folder above."""
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                return SdlabError(f"{path} is a symbolic link that loops back to itself: "
+                                  "point it at a real file or folder")
+        return SdlabError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist: "
+                          "point it at a real file or folder")
+    near = path.parent.is_dir() and difflib.get_close_matches(path.name, [p.name for p in path.parent.iterdir()], 3)
+    hint = f"did you mean {' or '.join(str(path.parent / n) for n in near)}? " if near else ""
+    return SdlabError(f"no such file or folder: {path} ({hint}give 'tiny', a diffusers folder, "
+                      "a .safetensors file, or a hub id like 'org/model')")
+
+
 def _pipeline(source, allow_pickle: bool, config, **kwargs):
     if str(source) == "tiny":
         from .tiny import MODEL_DIR
@@ -178,7 +228,7 @@ def _pipeline(source, allow_pickle: bool, config, **kwargs):
         return _from_folder(path, allow_pickle, **kwargs)
     if path.is_file():
         return _from_file(path, allow_pickle, config, **kwargs)
-    if _HUB_ID.match(str(source)) and not str(source).startswith((".", "~")):
+    # a name whose folder exists here (models/sd15 with ./models) is a path typo, not a hub id
+    if _HUB_ID.match(str(source)) and not str(source).startswith((".", "~")) and not path.parent.is_dir():
         return _from_hub(str(source), **kwargs)
-    raise SdlabError(f"no such file or folder: {path} (give 'tiny', a diffusers folder, "
-                     "a .safetensors file, or a hub id like 'org/model')")
+    raise _missing(path)

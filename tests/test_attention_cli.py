@@ -26,8 +26,9 @@ def test_attend_writes_the_folder_and_generate_the_same_image(model_dir, tmp_pat
     assert main(["attend", *args(model_dir, "--height", "64", "--width", "48", "--word", "circle",
                                  "--word", "square", "--out", str(out))]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["heatmaps.npz", "image.png", "meta.json",
-                                                     "overlay_circle.png", "overlay_square.png"]
+                                                     "overlay_00_circle.png", "overlay_01_square.png"]
     meta = json.loads((out / "meta.json").read_text())
+    assert meta["overlays"] == {"circle": "overlay_00_circle.png", "square": "overlay_01_square.png"}
     assert (meta["seed"], meta["steps"], meta["guidance"], meta["model"]) == (3, 2, 7.5, model_dir)
     assert meta["diffusers"] and meta["image_size"] == [64, 48] and meta["latent_grid"] == [8, 6]
     assert ["circle", [3]] in meta["word_tokens"] and meta["tokens"][0]["kind"] == "start"
@@ -61,4 +62,4 @@ def test_bad_input_is_one_line_and_writes_nothing(model_dir, tmp_path, capsys, e
 def test_missing_output_folder(model_dir, tmp_path, capsys):
     assert main(["generate", *args(model_dir, "--out", str(tmp_path / "no" / "x.png"))]) == 2
     assert main(["attend", *args(model_dir, "--out", str(tmp_path / "no" / "dir"))]) == 2
-    assert capsys.readouterr().err.count("does not exist") == 2 and list(tmp_path.iterdir()) == []
+    assert capsys.readouterr().err.count("does not exist; create it first") == 2 and list(tmp_path.iterdir()) == []

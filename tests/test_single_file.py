@@ -16,7 +16,7 @@ from sdlab.architectures.clip_tokenizer import clip_tables
 from sdlab.architectures.single_file import config_folder, key_for_checkpoint
 
 from ldm_format import ldm_state_dict
-from test_loading import image, one_line
+from test_loading import image, refused
 
 # Telltale weights diffusers' infer_diffusers_model_type inspects, at the real models' shapes.
 UNET_ATTN2_K = "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"
@@ -70,15 +70,13 @@ def test_opted_in_pickle_single_file_loads_the_same_weights(offline, random_pipe
 def test_opted_in_pickle_that_is_no_checkpoint_is_one_line(tmp_path):
     path = tmp_path / "model.ckpt"
     path.write_bytes(b"not even a pickle")
-    with pytest.raises(sdlab.SdlabError) as err:
+    with refused("is not a readable PyTorch checkpoint"):
         sdlab.load(path, allow_pickle=True)
-    assert "is not a readable PyTorch checkpoint" in one_line(err)
 
 
 def test_config_that_is_no_folder_is_one_line(offline, ldm_file, tmp_path):
-    with pytest.raises(sdlab.SdlabError) as err:
+    with refused(f"could not build a pipeline from {ldm_file}"):
         sdlab.load(ldm_file, config=tmp_path / "no" / "such" / "folder")
-    assert f"could not build a pipeline from {ldm_file}" in one_line(err)
 
 
 @pytest.mark.parametrize("key", ["sd15", "sd21", "sdxl", None])
@@ -101,9 +99,8 @@ def test_load_passes_the_bundled_folder_to_diffusers(offline, monkeypatch, tmp_p
 
 def test_bundled_sd15_configs_do_not_fit_other_weights(offline, monkeypatch, ldm_file, tmp_path):
     monkeypatch.setenv("SDLAB_CACHE", str(tmp_path))
-    with pytest.raises(sdlab.SdlabError) as err:
+    with refused(f"with sdlab's bundled configs {config_folder('sd15')}", "(--config on the command line)"):
         sdlab.load(ldm_file)  # tiny weights, read as SD 1.5 (diffusers' default guess)
-    assert f"with sdlab's bundled configs {config_folder('sd15')}" in one_line(err) and "(--config on the command line)" in str(err.value)
 
 
 def test_clip_vocabulary_is_openais():
@@ -139,9 +136,9 @@ def test_config_folder_is_written_once_and_never_half(monkeypatch, tmp_path):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(single_file, "write_clip_tokenizer", crash)
-    with pytest.raises(sdlab.SdlabError) as err:
+    with refused("could not write the config folder"):
         config_folder("sd15", tmp_path)
-    assert "could not write the config folder" in one_line(err) and not list(tmp_path.iterdir())
+    assert not list(tmp_path.iterdir())
     monkeypatch.undo()
     folder = config_folder("sd15", tmp_path)
     stamp = (folder / "model_index.json").stat().st_mtime_ns
@@ -150,14 +147,12 @@ def test_config_folder_is_written_once_and_never_half(monkeypatch, tmp_path):
 
 
 def test_config_is_only_for_files(pipe_dir):
-    with pytest.raises(sdlab.SdlabError) as err:
+    with refused("config= applies only to a single checkpoint file"):
         sdlab.load(pipe_dir, config=pipe_dir)
-    assert "config= applies only to a single checkpoint file" in one_line(err)
 
 
 def test_models_sdlab_does_not_bundle_still_say_how_to_load(offline, tmp_path):
     path = tmp_path / "inpainting.safetensors"
     save_file({name: torch.zeros(shape) for name, shape in TELLTALES[None].items()}, path)
-    with pytest.raises(sdlab.SdlabError) as err:
+    with refused("fetches this model's configs from the hub", "pass config="):
         sdlab.load(path)
-    assert "fetches this model's configs from the hub" in one_line(err) and "pass config=" in str(err.value)
