@@ -144,5 +144,5 @@ def test_cli_params_json_and_diagram_for_a_transformer(capsys, tmp_path):
 def test_cli_component_missing_from_the_pipeline_is_one_line(capsys):
     assert main(["trace", "--arch", "flux", "--component", "unet"]) == 2
     err = capsys.readouterr().err
-    assert err == "sdlab: error: this pipeline has no unet: choose --component from all, text_encoder, " \
+    assert err == "sdlab: error: flux has no unet: choose --component all or one of text_encoder, " \
                   "text_encoder_2, transformer, vae\n"
