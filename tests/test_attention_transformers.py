@@ -1,4 +1,4 @@
-"""Attention capture and attention edits on transformer pipelines: SD3 and Flux joint attention, PixArt cross-attention."""
+"""Attention capture and edits on transformer pipelines: SD3 and Flux joint attention, PixArt cross-attention."""
 import numpy as np
 import pytest
 import torch

@@ -44,12 +44,14 @@ def vae(latent_channels: int, **extra):
     from diffusers import AutoencoderKL
     return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=latent_channels, layers_per_block=1,
                          block_out_channels=(8, 8), norm_num_groups=4, sample_size=32,
-                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, **extra)
+                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                         **extra)
 
 
-def sd3_pipe(folder, dual: bool = False):
-    """StableDiffusion3Pipeline: two CLIPs (32 channels each) and T5; joint blocks (and attn2 when `dual`)."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+def sd3_pipe(folder):
+    """StableDiffusion3Pipeline: two CLIPs (16 channels each, 32 together) and T5 (32); two joint blocks."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+    from diffusers import StableDiffusion3Pipeline
     torch.manual_seed(0)
     enc, tok = clip(folder / "clip_l", True, hidden=16)
     enc2, tok2 = clip(folder / "clip_g", True, hidden=16)
@@ -57,7 +59,7 @@ def sd3_pipe(folder, dual: bool = False):
     transformer = SD3Transformer2DModel(sample_size=8, patch_size=2, in_channels=4, num_layers=2, attention_head_dim=8,
                                         num_attention_heads=2, joint_attention_dim=32, caption_projection_dim=16,
                                         pooled_projection_dim=32, out_channels=4, pos_embed_max_size=16,
-                                        qk_norm="rms_norm", dual_attention_layers=(0,) if dual else ())
+                                        qk_norm="rms_norm")
     return StableDiffusion3Pipeline(
         transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae(4, shift_factor=0.0),
         text_encoder=enc, tokenizer=tok, text_encoder_2=enc2, tokenizer_2=tok2,

@@ -80,10 +80,8 @@ class Call:
         n_image image tokens and the rest text, in the order the processor concatenates them.
         """
         n_q, n_k = self.q.shape[2], self.k.shape[2]
-        if n_q == n_image and n_k == n_image:
-            return slice(0, n_image), None
         if n_q == n_image:
-            return slice(0, n_q), slice(0, n_k)
+            return slice(0, n_q), slice(0, n_k) if getattr(self.attn, "is_cross_attention", False) else None
         if text_first(self.attn):
             return slice(n_q - n_image, n_q), slice(0, n_q - n_image)
         return slice(0, n_image), slice(n_image, n_q)
