@@ -37,12 +37,14 @@ def _add_model_args(p, model=None):
     p.add_argument("--config", metavar="FOLDER", help="with a single checkpoint file of a model other than "
                    "SD 1.5/2.1/SDXL: a diffusers folder (or hub id) of that model, for its configs")
     p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
+    p.add_argument("--device", help="cpu (default), auto (a CUDA GPU in float16, else Apple's MPS, else the CPU), "
+                   "cuda, cuda:N or mps")
 
 
 def _load(args):
     from . import load
 
-    return load(args.model, allow_pickle=args.allow_pickle, config=args.config)
+    return load(args.model, device=args.device or "cpu", allow_pickle=args.allow_pickle, config=args.config)
 
 
 def _components(choice: str, available, source: str) -> list[str]:
@@ -73,6 +75,8 @@ def _cmd_trace(args) -> int:
     from .render.diagram import transformer_diagram, unet_diagram
     from .trace import components_of
 
+    if args.arch and args.device:
+        raise SdlabError("--device applies to --model: --arch traces on the meta device, with no weights")
     if args.diagram and args.component not in ("all", "unet", "transformer"):
         raise SdlabError("--diagram draws the unet or transformer: use --component all, unet or transformer")
     diagram = _diagram_path(args.diagram, args.overwrite)
@@ -378,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "device", None):
+            from .loading import resolve_device
+
+            resolve_device(args.device)  # before any output folder is made or model read
         return args.run(args) or 0
     except SdlabError as err:
         print(f"sdlab: error: {err}", file=sys.stderr)

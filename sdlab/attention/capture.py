@@ -35,7 +35,7 @@ class Reducer:
     """One layer's probabilities, reduced as calls finish: a running sum (memory flat in steps) or a slice a call.
 
     A call's probabilities wait in `pending` until the whole UNet call has finished, so an interrupted call
-    leaves no layer with one step more than another.
+    leaves no layer with one step more than another. Everything stays on the run's device until `result`.
     """
 
     def __init__(self, per_step: bool):
@@ -50,16 +50,16 @@ class Reducer:
         probs, self.pending = self.pending, None
         self.steps.append(step)
         if self.per_step:
-            self.slices.append(probs.cpu())
+            self.slices.append(probs)  # on the run's device: a copy to the host here would wait for the GPU each call
         elif self.total is None:
             self.total = probs
         else:
             self.total.add_(probs)
 
     def result(self) -> np.ndarray:
-        """(rows, steps or 1, heads, queries, keys) as float32; the reducer lets go of its own copy."""
+        """(rows, steps or 1, heads, queries, keys) as float32, moved to the host once; the reducer lets go of its own."""
         if self.per_step:
-            out = torch.stack(self.slices, 1).numpy()
+            out = torch.stack(self.slices, 1).cpu().numpy()
         else:
             out = (self.total / len(self.steps)).unsqueeze(1).cpu().numpy()
         self.slices, self.total = [], None
@@ -126,16 +126,18 @@ class AttentionCapture(CapturedMaps):
         sample = named.get("sample", named.get("hidden_states"))
         self.latent_hw = latent_hw(named)
         if self.step == 0:
-            self.plan(clock, sample.shape[0], named["encoder_hidden_states"].shape[1])
+            self.plan(clock, sample.shape[0], named["encoder_hidden_states"].shape[1], sample.device)
 
-    def plan(self, clock: Clock, batch: int, n_keys: int):
+    def plan(self, clock: Clock, batch: int, n_keys: int, device: torch.device):
         expected = len(self.prompts) * self.per_image if self.prompts else None
         rows = plan_rows(self.pipe, batch, self.per_image, expected)
         self.batch_rows = branch_rows(rows, self.settings.branch)
         self.rows = rows[self.batch_rows]
         for la in self.layers:
             grid = la.grid(self.latent_hw)
-            self.queries[la.path] = None if la.kind != "self" else query_rows(self.settings.query, grid)
+            picked = None if la.kind != "self" else query_rows(self.settings.query, grid)
+            # on the run's device once: a host index would be copied over, and waited for, at every call
+            self.queries[la.path] = None if picked is None else picked.to(device)
         n_steps = (clock.steps or 1) if self.settings.steps == "each" else 1
         self.kept_estimate, transient = estimate_bytes(self.layers, self.latent_hw, len(self.rows), n_keys, n_steps,
                                                        self.settings)

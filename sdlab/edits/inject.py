@@ -51,13 +51,15 @@ class inject:  # noqa: N801 - read as a verb: edit(pipe, inject(...))
     def install(self, ctx: Context) -> None:
         unet = ctx.clock.module
         for m in self.maps:
-            attach(ctx.hooks, unet.get_submodule(m.path), self.edit(ctx, m), order=0)
+            # on the denoiser's device once (free on a CPU), not copied over at every layer call
+            probs = torch.from_numpy(m.probs).to(next(unet.parameters()).device)
+            attach(ctx.hooks, unet.get_submodule(m.path), self.edit(ctx, m, probs), order=0)
 
-    def edit(self, ctx: Context, m):
+    def edit(self, ctx: Context, m, probs: torch.Tensor):
         def fn(call):
             if not ctx.active(self.steps):
                 return
-            source = torch.from_numpy(m.probs[:, m.steps.index(ctx.clock.call)])  # (rows, heads, queries, keys)
+            source = probs[:, m.steps.index(ctx.clock.call)]  # (rows, heads, queries, keys)
             rows, n_image = ctx.cond(), ctx.n_image(m.factor)
             if rows.stop - rows.start != source.shape[0] or n_image != source.shape[2]:
                 raise SdlabError(f"{m.path}: the source kept {source.shape[0]} conditional rows of "
