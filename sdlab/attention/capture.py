@@ -12,7 +12,7 @@ import torch
 
 from ..budget import GiB, check_budget
 from ..errors import SdlabError
-from ..hooks import Clock, Hooks, branch_rows, deferred_interrupts, denoiser, plan_rows
+from ..hooks import Block, Clock, Hooks, branch_rows, denoiser, plan_rows
 from ..tokens import as_list, is_t5, prompt_tokenizers, sequence_tokens, tokenize
 from .explicit import attach
 from .layers import Layer, latent_hw, query_rows, select_layers
@@ -215,7 +215,7 @@ def check_blocks(blocks) -> tuple:
     return wanted
 
 
-class capture_attention:  # noqa: N801 - used like a function: `with capture_attention(pipe) as cap:`
+class capture_attention(Block):  # noqa: N801 - used like a function: `with capture_attention(pipe) as cap:`
     """Capture attention probabilities of the chosen layers while `pipe` (or a bare UNet) runs.
 
     layers: "cross" (default), "self", "all", or paths / prefixes like "up_blocks.1"; factors: keep only grids
@@ -229,6 +229,8 @@ class capture_attention:  # noqa: N801 - used like a function: `with capture_att
     >>> with capture_attention(pipe, steps="each") as cap: pipe("a red circle", num_inference_steps=4)
     >>> cap.maps[path].probs.shape     # (rows, 4 steps, heads, queries, 77)
     """
+
+    name, usage = "capture", "with capture_attention(pipe) as cap:"
 
     def __init__(self, pipe, layers="cross", factors=None, heads: str = "mean", steps="mean", branch: str = "cond",
                  query=None, budget: int = 2 * GiB, blocks=()):
@@ -244,26 +246,16 @@ class capture_attention:  # noqa: N801 - used like a function: `with capture_att
         if query is not None:
             query_rows(query, (1, 1))  # reject a bad query before the run
         settings = Settings([la.path for la in chosen], heads, steps, branch, query, budget, blocks)
-        self.pipe, self.cap, self.hooks = pipe, AttentionCapture(pipe, chosen, settings), None
+        self.pipe, self.cap = pipe, AttentionCapture(pipe, chosen, settings)
 
-    def __enter__(self) -> AttentionCapture:
-        if self.hooks is not None:
-            raise SdlabError("this capture was already used: open a new `with capture_attention(pipe) as cap:` "
-                             "for each run")
-        self.hooks = Hooks()
-        try:
-            with deferred_interrupts():
-                install(self.cap, self.pipe, self.hooks)
-        except BaseException:
-            self.hooks.close()
-            raise
+    def install(self, hooks: Hooks) -> None:
+        install(self.cap, self.pipe, hooks)
+
+    def opened(self) -> AttentionCapture:
         return self.cap
 
-    def __exit__(self, *exc) -> None:
-        try:
-            self.hooks.close()
-        finally:
-            self.cap.finish()
+    def closed(self, error) -> None:
+        self.cap.finish()
 
 
 def install(cap: AttentionCapture, pipe, hooks: Hooks):
