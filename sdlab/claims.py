@@ -651,7 +651,7 @@ def _sd3_loss(m: Models) -> Verdict:
     return Verdict(misses["noise (epsilon)"] < 1e-5, f"the published sd3 scheduler is {type(scheduler).__name__} "
                    f"(shift {scheduler.config.shift}, no alphas_cumprod, no prediction_type); one of its steps from "
                    f"the straight path (1 - s) x0 + s noise lands this far off it when the model outputs "
-                   + ", ".join(f"{k} {v:.1g}" for k, v in misses.items())
+                   + ", ".join(f"{k} {v:.1g}" if v > 1e-5 else f"{k} 0 (float rounding)" for k, v in misses.items())
                    + ": it samples a flow, so SD3 learnt the velocity noise - x0 (flow matching), not the noise")
 
 
