@@ -1,6 +1,6 @@
 """An identity edit's cost against a plain run of sdlab-tiny (target <= 1.02x), from paired, alternated runs.
 
-    .venv/bin/python benchmarks/bench_edits.py      # 20-step images, 15 pairs per edit
+    .venv/bin/python benchmarks/bench_edits.py      # 20-step images, 9 pairs per edit
 """
 import statistics
 import time
@@ -10,7 +10,7 @@ import torch
 import sdlab
 from sdlab import edit
 
-TARGET, PAIRS = 1.02, 15
+TARGET, PAIRS = 1.02, 9
 PROMPT = "a red circle on the left"
 
 pipe = sdlab.load("tiny")
