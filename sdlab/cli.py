@@ -7,7 +7,6 @@ import argparse
 import re
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 from .errors import SdlabError
@@ -209,15 +208,6 @@ def _said(e) -> str:
                                             "" if e.steps is None else " for no step")
 
 
-def overlay_names(words) -> dict[str, str]:
-    """word -> overlay_NN_word.png: numbered, so words that differ only in symbols or emoji never share a file."""
-    names = {}
-    for k, word in enumerate(words):
-        readable = re.sub(r"[^A-Za-z0-9-]+", "_", str(word)).strip("_")
-        names[word] = f"overlay_{k:02d}_{readable}.png" if readable else f"overlay_{k:02d}.png"
-    return names
-
-
 def _write_folder(out: Path, write) -> None:
     """Call write(folder) on a hidden sibling folder, then move its files into `out`: a failure leaves no half."""
     from .generate import write_failed
@@ -237,7 +227,7 @@ def _cmd_attend(args) -> int:
 
     from . import capture_attention
     from .generate import folder_path, generate
-    from .render.heatmap import export, overlay_figure
+    from .render.heatmap import export, overlay_names
     from .tokens import prompt_tokenizers, tokenize
 
     _request(args, None)
@@ -250,22 +240,12 @@ def _cmd_attend(args) -> int:
         tokens.indices(w)  # an unknown word fails here, before anything is written
     with capture_attention(pipe) as cap:
         image = generate(pipe, req)
-    overlays = overlay_names(words)
-    meta = dict(vars(req), model=args.model, diffusers=diffusers.__version__, overlays=overlays)
-
-    def write(folder):
-        export(cap, image, folder, meta)
-        with warnings.catch_warnings():  # an emoji's missing glyph is a box in a title, not a problem
-            warnings.filterwarnings("ignore", "Glyph .* missing")
-            for word, name in overlays.items():
-                overlay_figure(cap.heatmap(word, branch="cond"), image, title=f"{word} (max-normalised)").savefig(
-                    folder / name, dpi=100)
-
-    _write_folder(out, write)
+    meta = dict(vars(req), model=args.model, diffusers=diffusers.__version__)
+    _write_folder(out, lambda folder: export(cap, image, folder, meta, words))
     if tokens.truncated:
         print(f"note: {tokens.truncation_report()}", file=sys.stderr)
-    print(f"wrote {out}/ image.png heatmaps.npz meta.json {' '.join(overlays.values())} ({_repeat(req)})",
-          file=sys.stderr)
+    files = " ".join(overlay_names(words).values())
+    print(f"wrote {out}/ image.png heatmaps.npz meta.json {files} ({_repeat(req)})", file=sys.stderr)
     return 0
 
 

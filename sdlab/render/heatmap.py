@@ -5,6 +5,7 @@
 """
 import json
 import re
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -94,13 +95,18 @@ def grid_words_steps(cap, image, words: list, steps: list[int] | None = None, **
                 norm=heatmap_kw.get("norm", "max"))
 
 
-def overlay_name(word) -> str:
-    """overlay_circle.png; characters a file name cannot hold become '_' ('left/right' -> overlay_left_right.png)."""
-    return "overlay_" + re.sub(r"[^\w-]", "_", str(word)) + ".png"
+def overlay_names(words) -> dict[str, str]:
+    """word -> overlay_NN_word.png: numbered, so words that differ only in symbols or emoji never share a file."""
+    names = {}
+    for k, word in enumerate(dict.fromkeys(words)):
+        readable = re.sub(r"[^A-Za-z0-9-]+", "_", str(word)).strip("_")
+        names[word] = f"overlay_{k:02d}_{readable}.png" if readable else f"overlay_{k:02d}.png"
+    return names
 
 
 def export(cap, image, folder, meta: dict, words: list | None = None) -> Path:
-    """Write image.png, heatmaps.npz and meta.json (plus overlay_<word>.png per word) into `folder`.
+    """Write image.png, heatmaps.npz and meta.json (plus overlay_NN_word.png per word, named in meta.json's
+    "overlays") into `folder`.
 
     heatmaps.npz: token_NN for every token position and word_NN for every word, each the mean probability
     (norm "none") on the latent grid; `tokens` and `words` name them. meta.json says how it was reduced.
@@ -117,10 +123,13 @@ def export(cap, image, folder, meta: dict, words: list | None = None) -> Path:
     np.savez_compressed(folder / "heatmaps.npz", tokens=np.array([t.text for t in tokens]),
                         words=np.array([w for w, _ in mapping]), **arrays)
     save_png(as_rgb(image), folder / "image.png")
-    for w in dict.fromkeys(words or []):
-        overlay_figure(cap.heatmap(w, branch="cond"), image, title=f"{w} (max-normalised)").savefig(
-            folder / overlay_name(w), dpi=100)
-    record = dict(meta, tokens=[asdict(t) for t in tokens], word_tokens=[[w, idx] for w, idx in mapping],
+    overlays = overlay_names(words or [])
+    with warnings.catch_warnings():  # an emoji's missing glyph is a box in a title, not a problem
+        warnings.filterwarnings("ignore", "Glyph .* missing")
+        for word, name in overlays.items():
+            overlay_figure(cap.heatmap(word, branch="cond"), image, title=f"{word} (max-normalised)").savefig(
+                folder / name, dpi=100)
+    record = dict(meta, overlays=overlays, tokens=[asdict(t) for t in tokens], word_tokens=[[w, idx] for w, idx in mapping],
                   truncation=tokens.truncation_report(), rows=[asdict(r) for r in cap.rows],
                   latent_grid=list(cap.latent_hw), image_size=list(cap.image_hw),
                   reductions=dict(asdict(cap.settings), heatmaps="mean probability over the captured cross-attention "
