@@ -33,6 +33,8 @@ class reweight:  # noqa: N801 - read as a verb: edit(pipe, reweight(...))
             tokens.indices(self.word)
 
     def install(self, ctx: Context) -> None:
+        if self.weight == 1:  # changes nothing: no explicit attention path to pay for (the word is still checked)
+            return
         layers = [la for la in select_layers(ctx.clock.module, self.layers) if la.kind in ("cross", "joint")]
         if not layers:
             raise SdlabError(f"reweight acts on cross- or joint attention; layers={self.layers!r} has none")
