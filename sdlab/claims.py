@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .architectures import NAMES, Architecture, _build, _read, architecture
+from .architectures import Architecture, _build, _read, architecture
 from .lessons import conv_input, cost_curve, flops, growth
 from .trace import Trace, first_shape
 

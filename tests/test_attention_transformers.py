@@ -65,7 +65,7 @@ def sdpa_probabilities(pipe, path, monkeypatch):
 
     def spy(*args, **kwargs):
         if inside:  # SD3 and PixArt pass (query, key, value, attn_mask) by position, Flux's dispatcher by name
-            q, k, v, mask = [*args, *(kwargs.get(n) for n in ("query", "key", "value", "attn_mask")[len(args):])]
+            q, k, _, mask = [*args, *(kwargs.get(n) for n in ("query", "key", "value", "attn_mask")[len(args):])]
             scores = q.float() @ k.float().transpose(-1, -2) / q.shape[-1] ** 0.5
             seen.append((scores + (0 if mask is None else mask.float())).softmax(-1))
         return sdpa(*args, **kwargs)

@@ -2,7 +2,7 @@
 import pytest
 
 from sdlab import claims
-from sdlab.architectures import architecture
+from sdlab.architectures import NAMES, architecture
 
 WRONG = {"down-attention-last", "last-down-downsamples", "temb-320", "temb-after-conv2", "up-transposed-conv",
          "cross-attention-everywhere", "up-channels", "vae-downsample-channels", "vae-no-attention",
@@ -135,7 +135,7 @@ def test_the_joint_attention_check_leaves_the_processor_as_it_was():
 
 def test_claims_cite_the_notes_by_file_name_and_known_models():
     for c in claims.CLAIMS:
-        assert c.source in claims.NOTES.values() and "/" not in c.source and c.model in claims.NAMES, c
+        assert c.source in claims.NOTES.values() and "/" not in c.source and c.model in NAMES, c
 
 
 def test_summary_and_str_show_the_verdict(results):

@@ -57,7 +57,8 @@ class Reducer:
             self.total.add_(probs)
 
     def result(self) -> np.ndarray:
-        """(rows, steps or 1, heads, queries, keys) as float32, moved to the host once; the reducer lets go of its own."""
+        """(rows, steps or 1, heads, queries, keys) as float32, moved to the host once; the reducer lets go of
+        its own."""
         if self.per_step:
             out = torch.stack(self.slices, 1).cpu().numpy()
         else:

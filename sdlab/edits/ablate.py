@@ -36,6 +36,7 @@ class ablate:  # noqa: N801 - read as a verb: edit(pipe, ablate(...))
                 return None
             if self.mode == "zero":
                 return torch.zeros_like(value)
-            dims = tuple(range(2, value.ndim)) if value.ndim == 4 else (1,)  # pixels of (b, c, h, w); tokens of (b, n, d)
+            # over the pixels of (b, c, h, w), over the tokens of (b, n, d)
+            dims = tuple(range(2, value.ndim)) if value.ndim == 4 else (1,)
             return value.mean(dims, keepdim=True).expand_as(value).contiguous()
         return fn

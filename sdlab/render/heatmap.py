@@ -129,7 +129,8 @@ def export(cap, image, folder, meta: dict, words: list | None = None) -> Path:
         for word, name in overlays.items():
             overlay_figure(cap.heatmap(word, branch="cond"), image, title=f"{word} (max-normalised)").savefig(
                 folder / name, dpi=100)
-    record = dict(meta, overlays=overlays, tokens=[asdict(t) for t in tokens], word_tokens=[[w, idx] for w, idx in mapping],
+    record = dict(meta, overlays=overlays, tokens=[asdict(t) for t in tokens],
+                  word_tokens=[[w, idx] for w, idx in mapping],
                   truncation=tokens.truncation_report(), rows=[asdict(r) for r in cap.rows],
                   latent_grid=list(cap.latent_hw), image_size=list(cap.image_hw),
                   reductions=dict(asdict(cap.settings), heatmaps="mean probability over the captured cross-attention "
