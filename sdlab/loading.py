@@ -176,7 +176,7 @@ def _quiet_loading():
 
 
 def load(source: str | Path = "tiny", *, allow_pickle: bool = False, config: str | Path | None = None, **kwargs):
-    """A diffusers pipeline from "tiny" (the embedded default), a folder, a .safetensors file, or a hub id.
+    """A pipeline from "tiny" (the embedded default), "tiny-mmdit", a folder, a .safetensors file, or a hub id.
 
     Extra keyword arguments go to diffusers; torch_dtype defaults to float32 (pass torch.float16 on a GPU).
     Pickle files load only with allow_pickle=True.
@@ -223,6 +223,11 @@ def _pipeline(source, allow_pickle: bool, config, **kwargs):
         from .tiny import MODEL_DIR
 
         return _from_folder(MODEL_DIR, allow_pickle=False, **kwargs)
+    if str(source) == "tiny-mmdit":
+        from .tiny.mmdit import MODEL_DIR
+
+        # SD3 without T5: diffusers wants the absent components named, though model_index.json lists them as null
+        return _from_folder(MODEL_DIR, allow_pickle=False, text_encoder_3=None, tokenizer_3=None, **kwargs)
     path = Path(source).expanduser()
     if path.is_dir():
         return _from_folder(path, allow_pickle, **kwargs)
