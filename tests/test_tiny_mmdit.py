@@ -98,3 +98,17 @@ def test_evaluate_scores_an_mmdit_and_marks_its_heatmaps_pending(pipe):
     report = evaluate.evaluate(pipe, singles=1, pairs=1, steps=2)
     assert 0 <= report.color <= 1 and math.isnan(report.shape_peak) and math.isnan(report.color_peak)
     assert "shape_peak   pending" in evaluate.table(report)
+
+
+def test_recorded_probabilities_under_the_shortcut_equal_those_of_the_pipelines_layout(pipe):
+    ids = ids_of(pipe, ["a green triangle at the top"])
+    x, t = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor([700.0])
+    with torch.no_grad(), Hooks() as hooks:
+        full = mmdit.record_joint_attention(hooks, pipe.transformer, zero_weight=1)
+        pipe.transformer(x, *mmdit.conditioning(pipe, ids), t)
+    one = mmdit.conditioning(pipe, ids, zeros=1)
+    with torch.no_grad(), Hooks() as hooks:
+        short = mmdit.record_joint_attention(hooks, pipe.transformer)
+        mmdit.zero_tokens_as_one(hooks)
+        pipe.transformer(x, *one, t)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(full, short)) and len(full) == 4

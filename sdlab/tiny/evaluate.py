@@ -21,6 +21,7 @@ from .scenes import COLORS, FILL, PAIRS, PLACES, SHAPES, Thing, caption_of, is_h
 EVAL_SEED = 10_000_000     # generator seeds from here; training never calls the pipeline
 MIN_PIXELS = 12            # fewer pixels of a colour than this is no object
 TARGETS = {"color": 0.95, "shape": 0.90, "position": 0.85, "two_objects": 0.60, "shape_peak": 0.80}
+MMDIT_TARGETS = {"color": 0.95, "shape": 0.85, "position": 0.90, "two_objects": 0.60, "shape_peak": 0.80}  # issue 12
 
 
 @dataclass
@@ -183,12 +184,12 @@ def mean(flags: list[bool]) -> float:
     return float(np.mean(flags)) if flags else float("nan")
 
 
-def table(report: Report) -> str:
+def table(report: Report, targets: dict = TARGETS) -> str:
     """The report as text lines: metric, value, target, whether it is met."""
     lines = []
     for key, value in asdict(report).items():
         if isinstance(value, float):
-            target = TARGETS.get(key)
+            target = targets.get(key)
             mark = "" if target is None else f"  target >= {target:.2f}  {'ok' if value >= target else 'MISSED'}"
             lines.append(f"{key:12s} pending (no attention capture for this model yet)" if np.isnan(value)
                          else f"{key:12s} {value:5.2f}{mark}")
@@ -214,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         raise SdlabError("give --singles/--pairs >= 0 (not both 0) and --steps >= 1")
     model = args.model or {"unet": "tiny", "mmdit": "tiny-mmdit"}[args.arch]
     report = evaluate(load(model), args.singles, args.pairs, args.steps)
-    print(table(report))
+    print(table(report, MMDIT_TARGETS if args.arch == "mmdit" else TARGETS))
     if args.json:
         args.json.write_text(json.dumps(asdict(report), indent=1))
     return 0

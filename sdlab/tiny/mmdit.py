@@ -87,26 +87,27 @@ def zero_tokens_as_one(hooks: Hooks) -> None:
     hooks.patch(F, "scaled_dot_product_attention", make)
 
 
-def record_joint_attention(hooks: Hooks, transformer) -> list:
+def record_joint_attention(hooks: Hooks, transformer, zero_weight: int = T5_TOKENS) -> list:
     """Image-to-CLIP-token probabilities of every joint attention, with their gradient: a list of
-    (batch*heads, pixels, 77). sdlab's own probabilities from the processor's q/k (no qk-norm in this config);
+    (batch*heads, pixels, 77). zero_weight: how many zero tokens the last key stands for (T5_TOKENS in training,
+    1 under the pipeline). sdlab's own probabilities from the processor's q/k (no qk-norm in this config);
     to be swapped for sdlab.attention.explicit once it sees joint attention's text keys."""
     store = []
     for block in transformer.transformer_blocks:
         attn, seen = block.attn, {}
         for name in ("to_q", "to_k", "add_k_proj"):
             hooks.post(getattr(attn, name), lambda m, a, k, out, name=name, seen=seen: seen.__setitem__(name, out))
-        hooks.post(attn, lambda m, a, k, out, seen=seen: store.append(image_to_text(m, seen)))
+        hooks.post(attn, lambda m, a, k, out, seen=seen: store.append(image_to_text(m, seen, zero_weight)))
     return store
 
 
-def image_to_text(attn, seen: dict) -> torch.Tensor:
-    """softmax over all joint keys (image, CLIP, one zero token weighted as T5_TOKENS) of the image queries,
-    kept for the 77 CLIP keys."""
+def image_to_text(attn, seen: dict, zero_weight: int) -> torch.Tensor:
+    """softmax over all joint keys (image, CLIP, zero tokens; the last weighted zero_weight times) of the image
+    queries, kept for the 77 CLIP keys."""
     q, keys = seen["to_q"], torch.cat([seen["to_k"], seen["add_k_proj"]], 1)
     split = lambda x: x.view(len(x), x.shape[1], attn.heads, -1).transpose(1, 2)  # noqa: E731
     scores = split(q) @ split(keys).transpose(-1, -2) * attn.scale
-    scores[..., -1] += math.log(T5_TOKENS)
+    scores[..., -1] += math.log(zero_weight)
     probs = scores.softmax(-1)
     pixels = q.shape[1]
     return probs[..., pixels:pixels + 77].flatten(0, 1)
