@@ -30,7 +30,7 @@ class Verdict:
 class Claim:
     id: str
     source: str  # the study note it comes from, by file name, e.g. 002_3bd5a5e4a52c0a2b.txt
-    model: str  # the architecture it is about: sd15, sd21, sdxl
+    model: str  # the architecture it is about: sd15, sd21, sdxl, sd3
     says: str  # a short English paraphrase of the note
     check: Callable[["Models"], Verdict]
 
@@ -533,6 +533,126 @@ def _vae_symmetric(m: Models) -> Verdict:
     count = [[sum(c.startswith("resnets.") for c in _children(t, "vae", f"{side}.{i}")) for i in range(4)]
              for side in ("encoder.down_blocks", "decoder.up_blocks")]
     return Verdict(count[0] == count[1][::-1], f"ResNets per block: encoder {count[0]}, decoder {count[1]}")
+
+
+def _joint_blocks(t: Trace) -> list:
+    """SD3's JointTransformerBlocks, in call order."""
+    return [r for r in t.select(depth=1, component="transformer") if r.path.startswith("transformer_blocks.")]
+
+
+def _ending(t: Trace, suffix: str) -> list:
+    return [r for r in t.select(component="transformer") if r.path.endswith(suffix)]
+
+
+@claim("dit-patch-io", "004", "sd3", "A DiT cuts the noisy latent into patches, runs Transformer blocks on the patch "
+       "tokens, and reassembles them into a latent of the input's shape.")
+def _dit_patch_io(m: Models) -> Verdict:
+    t = m.trace("sd3")
+    x, y = t.get("transformer").inputs["hidden_states"], first_shape(t.get("transformer").outputs)
+    tokens, out = _shape(t, "transformer.pos_embed"), _shape(t, "transformer.proj_out")
+    p, blocks = m.arch("sd3").components["transformer"].config.patch_size, _joint_blocks(t)
+    ok = y == x and tokens[1] == (x[2] // p) * (x[3] // p) and out[-1] == p * p * x[1]
+    return Verdict(ok, f"latent {_fmt(x)} -> {p}x{p} patches: pos_embed {_fmt(tokens)} -> {len(blocks)} "
+                   f"{blocks[0].type} -> proj_out {_fmt(out)} ({p}x{p}x{out[-1] // (p * p)} per token) -> "
+                   f"unpatchify {_fmt(y)}")
+
+
+@claim("dit-encoder-decoder", "004", "sd3", "A DiT keeps the UNet's encoder-decoder shape: its blocks shrink the "
+       "token grid on the way in and grow it back on the way out.")
+def _dit_encoder_decoder(m: Models) -> Verdict:
+    t = m.trace("sd3")
+    blocks = _joint_blocks(t)
+    image = sorted({_fmt(r.inputs["hidden_states"]) for r in blocks} | {_fmt(r.outputs[-1]) for r in blocks})
+    skips = t.ledger()
+    return Verdict(len(image) > 1 or bool(skips), f"all {len(blocks)} {blocks[0].type} take and return image tokens "
+                   f"{', '.join(image)}; {len(skips)} skip connections: one flat stack at one token count and width")
+
+
+@claim("dit-time-added", "004", "sd3", "Each DiT block adds the time embedding to its patch tokens, broadcast over "
+       "the tokens.")
+def _dit_time(m: Models) -> Verdict:
+    t = m.trace("sd3")
+    emb, mods = _shape(t, "transformer.time_text_embed"), [first_shape(r.outputs) for r in _ending(t, ".norm1.linear")]
+    text_mods = _ending(t, ".norm1_context.linear")
+    unet = _shape(m.trace("sd15"), "unet.down_blocks.0.resnets.0.time_emb_proj")
+    return Verdict(not mods, f"time_text_embed (timestep + pooled text) -> {_fmt(emb)}; in each of the {len(mods)} "
+                   f"blocks norm1.linear turns it into {_fmt(mods[0])} = {mods[0][-1] // emb[-1]} x {emb[-1]}: shift, "
+                   f"scale and gate for attention and MLP (adaLN-Zero modulation, not a sum), and norm1_context.linear "
+                   f"does the same for the text stream in {len(text_mods)}; SD 1.5's UNet instead adds time_emb_proj's "
+                   f"{_fmt(unet)} to the features in every ResNet")
+
+
+def _joint_softmax(m: Models) -> tuple[tuple[int, ...], int]:
+    """(batch, heads, queries, keys) of SD3's first attention from the explicit path, and its text-token count."""
+    from .attention.explicit import attach
+    from .hooks import Hooks
+
+    seen = []
+    arch = m.arch("sd3")
+    with Hooks() as hooks:
+        attach(hooks, arch.components["transformer"].transformer_blocks[0].attn,
+               lambda call: seen.append((tuple(call.probs(slice(None)).shape), call.n_text)))
+        arch.run(stages=["transformer"])  # on meta: the probabilities' shape costs no arithmetic
+    return seen[0]
+
+
+@claim("mmdit-cross-attention", "004", "sd3", "An MMDiT block is a DiT block with cross-attention added: the image "
+       "tokens attend to themselves, then to the text.")
+def _mmdit_cross(m: Models) -> Verdict:
+    t = m.trace("sd3")
+    blocks = _joint_blocks(t)
+    attentions = [r.path.split(".", 2)[2] for r in t.select(component="transformer", path=blocks[0].path)
+                  if r.type == "Attention"]
+    shape, n_text = _joint_softmax(m)
+    return Verdict(shape[-1] == n_text, f"each of the {len(blocks)} blocks has {len(attentions)} attention "
+                   f"({', '.join(attentions)}); its softmax is {_fmt(shape)}: {shape[2]} queries x {shape[3]} keys, "
+                   f"{shape[3] - n_text} image and {n_text} text tokens in one sequence: joint attention, "
+                   f"no cross-attention")
+
+
+@claim("mmdit-text-queries", "004", "sd3", "In MMDiT's attention the text supplies the queries and the image the "
+       "keys and values.")
+def _mmdit_queries(m: Models) -> Verdict:
+    t = m.trace("sd3")
+    image = {kind: _ending(t, f".attn.to_{kind}") for kind in "qkv"}
+    text = {kind: _ending(t, f".attn.add_{kind}_proj") for kind in "qkv"}
+    shapes = [_fmt(first_shape(group[0].inputs)) for group in (image["q"], text["q"])]
+    return Verdict(not image["q"] and bool(text["q"]), f"in {len(image['q'])} of {len(_joint_blocks(t))} blocks the "
+                   f"image tokens make q, k and v (to_q, to_k, to_v on {shapes[0]}) and in {len(text['q'])} the text "
+                   f"tokens do too (add_q_proj, add_k_proj, add_v_proj on {shapes[1]}): both sides supply queries")
+
+
+@claim("mmdit-clip-77", "004", "sd3", "MMDiT's text condition is a CLIP text encoder's 77 token states, projected to "
+       "the image tokens' width.")
+def _mmdit_text(m: Models) -> Verdict:
+    t = m.trace("sd3")
+    states, width = t.get("transformer").inputs["encoder_hidden_states"], _shape(t, "transformer.context_embedder")
+    encoders = [f"{t.get(name).type} {t.get(name).inputs['input_ids'][1]}" for name in
+                ("text_encoder", "text_encoder_2", "text_encoder_3")]
+    return Verdict(states[1] == 77, f"the transformer reads {_fmt(states)} text states from {', '.join(encoders)} "
+                   f"tokens (the two CLIPs side by side, zero-padded to T5's width, then T5's tokens after them); "
+                   f"context_embedder -> {_fmt(width)}")
+
+
+@claim("sd3-epsilon-loss", "004", "sd3", "An MMDiT such as SD3 trains like DiT: an L2 loss between the added noise "
+       "and the predicted noise.")
+def _sd3_loss(m: Models) -> Verdict:
+    import diffusers
+
+    config = _read("sd3", "scheduler")  # the published sampler: what it steps along tells what the model learnt
+    scheduler = getattr(diffusers, config.pop("_class_name")).from_config(config)
+    x0, noise = torch.randn(2, 1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    misses = {}
+    for name, output in (("noise - x0 (flow)", noise - x0), ("noise (epsilon)", noise)):
+        scheduler.set_timesteps(4)
+        now, after = scheduler.timesteps[:1], scheduler.timesteps[1:2]
+        stepped = scheduler.step(output, now, scheduler.scale_noise(x0, now, noise)).prev_sample
+        misses[name] = (stepped - scheduler.scale_noise(x0, after, noise)).abs().max().item()
+    return Verdict(misses["noise (epsilon)"] < 1e-5, f"the published sd3 scheduler is {type(scheduler).__name__} "
+                   f"(shift {scheduler.config.shift}, no alphas_cumprod, no prediction_type); one of its steps from "
+                   f"the straight path (1 - s) x0 + s noise lands this far off it when the model outputs "
+                   + ", ".join(f"{k} {v:.1g}" if v > 1e-5 else f"{k} 0 (float rounding)" for k, v in misses.items())
+                   + ": it samples a flow, so SD3 learnt the velocity noise - x0 (flow matching), not the noise")
 
 
 def check_all(ids: list[str] | None = None, models: Models | None = None) -> list[Result]:

@@ -37,12 +37,14 @@ def _add_model_args(p, model=None):
     p.add_argument("--config", metavar="FOLDER", help="with a single checkpoint file of a model other than "
                    "SD 1.5/2.1/SDXL: a diffusers folder (or hub id) of that model, for its configs")
     p.add_argument("--allow-pickle", action="store_true", help="load .ckpt/.bin files (they can run code)")
+    p.add_argument("--device", help="cpu (default), auto (a CUDA GPU in float16, else Apple's MPS, else the CPU), "
+                   "cuda, cuda:N or mps")
 
 
 def _load(args):
     from . import load
 
-    return load(args.model, allow_pickle=args.allow_pickle, config=args.config)
+    return load(args.model, device=args.device or "cpu", allow_pickle=args.allow_pickle, config=args.config)
 
 
 def _components(choice: str, available, source: str) -> list[str]:
@@ -73,6 +75,8 @@ def _cmd_trace(args) -> int:
     from .render.diagram import transformer_diagram, unet_diagram
     from .trace import components_of
 
+    if args.arch and args.device:
+        raise SdlabError("--device applies to --model: --arch traces on the meta device, with no weights")
     if args.diagram and args.component not in ("all", "unet", "transformer"):
         raise SdlabError("--diagram draws the unet or transformer: use --component all, unet or transformer")
     diagram = _diagram_path(args.diagram, args.overwrite)
@@ -131,6 +135,78 @@ def _cmd_generate(args) -> int:
     req = _request(args, pipe)
     print(f"wrote {save_png(generate(pipe, req), out)} ({_repeat(req)})", file=sys.stderr)
     return 0
+
+
+def _pair(text: str, what: str, default: float | None = None) -> tuple[str, float]:
+    """'name=number' (or a bare name when there is a default) -> (name, number); a one-line error otherwise."""
+    name, sep, value = text.rpartition("=") if "=" in text else (text, "", "")
+    try:
+        number = float(value) if sep else default
+    except ValueError:
+        number = None
+    if not name or number is None or number != number:
+        form = "NAME or NAME=SCALE" if default is not None else "WORD=WEIGHT"
+        raise SdlabError(f"{what} {text!r} is not {form} with a number: e.g. --{what} "
+                         + ("unet.down_blocks.1.attentions.0=0" if default is not None else "red=2"))
+    return name, number
+
+
+def _edits(args, pipe) -> list:
+    """The edits the command line asks for, each checked against this pipeline and prompt before any run."""
+    from . import edit
+    from .tokens import tokenize
+
+    edits = [edit.skip(name, scale) for name, scale in (_pair(t, "skip", 0.0) for t in args.skip)]
+    for e in edits:
+        e.resolve(pipe.unet)
+    tokens = tokenize(pipe.tokenizer, args.prompt)
+    for word, weight in (_pair(t, "reweight") for t in args.reweight):
+        tokens.indices(word)
+        edits.append(edit.reweight(word, weight))
+    return edits
+
+
+def _cmd_edit(args) -> int:
+    from . import capture_attention, edit
+    from .generate import Request, generate, image_path, save_png
+    from .render.compare import before_after
+
+    req = _request(args, None)
+    if args.inject_steps is not None and not args.inject_from:
+        raise SdlabError("--inject-steps needs --inject-from PROMPT (the run whose maps are injected)")
+    if not (args.skip or args.reweight or args.inject_from):
+        raise SdlabError("no edit given: add --skip NAME[=SCALE], --reweight WORD=WEIGHT or --inject-from PROMPT")
+    if args.inject_from is not None:
+        Request(args.inject_from, req.seed, req.steps).checked()
+        if not 0 <= (args.inject_steps or 0) <= req.steps:
+            raise SdlabError(f"--inject-steps must be 0 to {req.steps} (the run's steps), not {args.inject_steps}")
+    out = image_path(args.out, args.overwrite)
+    figure = image_path(out.with_name(f"{out.stem}_before_after.png"), args.overwrite)
+    pipe = _load(args)
+    req = _request(args, pipe)
+    edits = _edits(args, pipe)
+    if args.inject_from:
+        with capture_attention(pipe, heads="each", steps="each") as source:
+            generate(pipe, Request(**{**vars(req), "prompt": args.inject_from}))
+        edits.append(edit.inject(source, steps=None if args.inject_steps is None else range(args.inject_steps)))
+    with edit(pipe, *edits):
+        edited = generate(pipe, req)
+    plain = generate(pipe, req)
+    said = "; ".join(f"{type(e).__name__} {_said(e)}" for e in edits)
+    save_png(edited, out)
+    before_after(plain, edited, said).savefig(figure, dpi=100)
+    print(f"wrote {out} and {figure} ({said}; {_repeat(req)})", file=sys.stderr)
+    return 0
+
+
+def _said(e) -> str:
+    """An edit in the words of its command-line flag."""
+    if hasattr(e, "scale"):
+        return f"{e.name} x {e.scale:g}"
+    if hasattr(e, "weight"):
+        return f"{e.word!r} x {e.weight:g}"
+    return f"maps of {e.source.tokens.prompt!r}" + (f" for steps {e.steps[0]}..{e.steps[-1]}" if e.steps else
+                                            "" if e.steps is None else " for no step")
 
 
 def overlay_names(words) -> dict[str, str]:
@@ -267,6 +343,20 @@ def build_parser() -> argparse.ArgumentParser:
                          "replace --out if it exists (refused otherwise)")
     p.set_defaults(run=_cmd_generate)
 
+    p = sub.add_parser("edit", help="make an image with a skip scaled, a word reweighted or another prompt's "
+                       "attention maps injected, and a before/after figure beside it")
+    _add_generation_args(p, "the edited image (.png, .jpg, .webp); NAME_before_after.png is written beside it",
+                         "replace --out and its before/after figure if they exist")
+    p.add_argument("--skip", action="append", default=[], metavar="NAME[=SCALE]",
+                   help="scale a skip connection, named by its source or target as `sdlab trace` lists it "
+                   "(default scale 0: removed); repeatable")
+    p.add_argument("--reweight", action="append", default=[], metavar="WORD=WEIGHT",
+                   help="multiply the attention every pixel pays to a prompt word (0 removes it); repeatable")
+    p.add_argument("--inject-from", metavar="PROMPT", help="run PROMPT first with the same seed and use its "
+                   "cross-attention maps in this run (prompt-to-prompt's replace)")
+    p.add_argument("--inject-steps", type=int, metavar="N", help="inject only the first N steps (default: all)")
+    p.set_defaults(run=_cmd_edit)
+
     p = sub.add_parser("attend", help="make an image and write its cross-attention heatmaps per word to a folder")
     _add_generation_args(p, "a new or empty folder to write image.png, heatmaps.npz, meta.json and "
                          "overlay_NN_<word>.png into (meta.json's 'overlays' maps word -> file)",
@@ -292,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "device", None):
+            from .loading import resolve_device
+
+            resolve_device(args.device)  # before any output folder is made or model read
         return args.run(args) or 0
     except SdlabError as err:
         print(f"sdlab: error: {err}", file=sys.stderr)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .errors import SdlabError
-from .hooks import Clock, Hooks, branch_rows, deferred_interrupts, denoiser, plan_rows
+from .hooks import Block, Clock, Hooks, branch_rows, denoiser, plan_rows
 
 PREDICTION = {"epsilon": "noise", "v_prediction": "v", "sample": "x0"}  # what the UNet's output is, in a word
 
@@ -71,7 +71,7 @@ def _check(pipe):
                          "here; use a DDIM, DDPM, PNDM, Euler or DPM-Solver scheduler")
 
 
-class record_denoising:  # noqa: N801 - used like a function: `with record_denoising(pipe) as run:`
+class record_denoising(Block):  # noqa: N801 - used like a function: `with record_denoising(pipe) as run:`
     """Record every step of the pipeline's own loop: a UNet forward hook and a pass-through wrapper on scheduler.step.
 
     Nothing is recomputed and nothing is changed: the same seed gives the same image. Both are undone on exit.
@@ -81,29 +81,21 @@ class record_denoising:  # noqa: N801 - used like a function: `with record_denoi
 
     def __init__(self, pipe):
         _check(pipe)
-        self.pipe, self.hooks, self.seen = pipe, None, {}
+        self.pipe, self.seen = pipe, {}
         self.run = Denoising(prediction_type=pipe.scheduler.config.get("prediction_type", "epsilon"),
                              scheduler=type(pipe.scheduler).__name__)
 
-    def __enter__(self) -> Denoising:
-        if self.hooks is not None:
-            raise SdlabError("this recorder was already used: open a new `with record_denoising(pipe) as run:`")
-        self.hooks = Hooks()
-        try:
-            with deferred_interrupts():
-                self.hooks.post(self.pipe.unet, self._unet_output)
-                self.hooks.patch(self.pipe.scheduler, "step", self._wrap_step)
-                # a second run's steps would follow the first's as if one loop
-                Clock(self.pipe).install(self.hooks).one_run(
-                    self.hooks, "record_denoising keeps one pipeline run: open a new `with record_denoising(pipe) "
-                    "as run:` block for each call")
-        except BaseException:
-            self.hooks.close()
-            raise
-        return self.run
+    name, usage = "recorder", "with record_denoising(pipe) as run:"
 
-    def __exit__(self, *exc) -> None:
-        self.hooks.close()
+    def install(self, hooks: Hooks) -> None:
+        hooks.post(self.pipe.unet, self._unet_output)
+        hooks.patch(self.pipe.scheduler, "step", self._wrap_step)
+        # a second run's steps would follow the first's as if one loop
+        Clock(self.pipe).install(hooks).one_run(hooks, "record_denoising keeps one pipeline run: open a new "
+                                                "`with record_denoising(pipe) as run:` block for each call")
+
+    def opened(self) -> Denoising:
+        return self.run
 
     def _unet_output(self, module, args, kwargs, output):
         # A forward hook sees the batch the pipeline built: [uncond; cond] when guidance is on.

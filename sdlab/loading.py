@@ -175,26 +175,96 @@ def _quiet_loading():
                 lib.enable_progress_bar()
 
 
-def load(source: str | Path = "tiny", *, allow_pickle: bool = False, config: str | Path | None = None, **kwargs):
-    """A pipeline from "tiny" (the embedded default), "tiny-mmdit", a folder, a .safetensors file, or a hub id.
+DEVICES = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
 
-    Extra keyword arguments go to diffusers; torch_dtype defaults to float32 (pass torch.float16 on a GPU).
-    Pickle files load only with allow_pickle=True.
+
+def _no_cuda(asked: str) -> SdlabError:
+    import torch
+
+    why = ("this PyTorch is built without CUDA: install a CUDA build (pytorch.org)" if torch.version.cuda is None
+           else "this PyTorch sees no CUDA GPU: check nvidia-smi and CUDA_VISIBLE_DEVICES")
+    return SdlabError(f"device={asked!r} needs a CUDA GPU and {why}, or use device='auto' (--device auto), "
+                      "which falls back to the CPU")
+
+
+def resolve_device(device="cpu"):
+    """The torch.device to run on: 'auto' is CUDA, else Apple's MPS, else the CPU; a named one must exist here.
+
+    >>> resolve_device("auto")     # device(type='cpu') on a machine without a GPU
+    >>> resolve_device("cuda")     # SdlabError naming the fix when there is no CUDA GPU
+    """
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else
+                            "mps" if torch.backends.mps.is_available() else "cpu")
+    try:
+        found = torch.device(device) if isinstance(device, (str, torch.device)) else None
+    except RuntimeError:
+        found = None
+    if found is None or found.type not in ("cpu", "cuda", "mps"):
+        raise SdlabError(f"device must be {DEVICES}, not {device!r}")
+    if found.type == "cuda" and not torch.cuda.is_available():
+        raise _no_cuda(str(device))
+    if found.type == "cuda" and (found.index or 0) >= torch.cuda.device_count():
+        raise SdlabError(f"device={str(device)!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}: choose one of those, or 'cuda'")
+    if found.type == "mps" and not torch.backends.mps.is_available():
+        raise SdlabError(f"device={str(device)!r} needs Apple's Metal (a Mac with Apple silicon), which this PyTorch "
+                         "does not see: use device='auto' (--device auto) or 'cpu'")
+    return found
+
+
+def default_dtype(device, dtype=None):
+    """The dtype to load in: the one asked for, else float16 on CUDA (half the memory, tensor cores), else float32.
+
+    >>> default_dtype(torch.device("cuda"))                     # torch.float16
+    >>> default_dtype(torch.device("cuda"), torch.float32)      # torch.float32: asked otherwise
+    """
+    import torch
+
+    if dtype is not None:
+        return dtype
+    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+
+
+def load(source: str | Path = "tiny", *, device="cpu", dtype=None, allow_pickle: bool = False,
+         config: str | Path | None = None, **kwargs):
+    """A diffusers pipeline from "tiny" (the default), "tiny-mmdit", a folder, a .safetensors file, or a hub id.
+
+    device: "cpu" (the default: results match the chapters and tests bit for bit), "auto" (CUDA, else Apple's MPS,
+    else the CPU), "cuda", "cuda:N" or "mps". dtype (diffusers' name; torch_dtype is its old one): float16 on CUDA
+    and float32 elsewhere unless given.
+    Extra keyword arguments go to diffusers. Pickle files load only with allow_pickle=True.
     A single file of SD 1.5, 2.1 or SDXL loads offline with sdlab's bundled configs; for other models pass
     config=<a diffusers folder of the same model> (or connect once so diffusers can fetch them).
+    >>> pipe = sdlab.load("~/models/sd15.safetensors", device="auto")   # float16 on a CUDA GPU
+    >>> pipe.device, pipe.unet.dtype
     """
     if config is not None and not Path(source).expanduser().is_file():
         raise SdlabError(f"config= applies only to a single checkpoint file, and {source} is none: drop config= "
                          "(folders, hub ids and 'tiny' bring their own configs) or check the file's path")
+    old_name = kwargs.pop("torch_dtype", None)
+    if dtype is not None and old_name is not None:
+        raise SdlabError("give dtype= or torch_dtype= (its old name), not both: drop torch_dtype")
+    device = resolve_device(device)
+    dtype = default_dtype(device, dtype if dtype is not None else old_name)
+    import torch
+
+    if dtype != torch.float32:  # float32 is diffusers' own default: asked for by leaving dtype out
+        kwargs["dtype"] = dtype
     with _quiet_loading():
         pipe = _pipeline(source, allow_pickle, config, **kwargs)
-    import torch
 
     for module in pipe.components.values():
         if not isinstance(module, torch.nn.Module):
             continue
-        if "torch_dtype" not in kwargs and module.dtype != torch.float32:  # transformers keeps a saved dtype
-            module.to(torch.float32)
+        if module.dtype != dtype:  # transformers keeps a saved dtype (and diffusers warns at any dtype given to .to)
+            module.to(dtype)
+        if module.device != device:
+            module.to(device)
+        if device.type != "cpu":
+            continue
         for tensor in (*module.parameters(), *module.buffers()):
             if tensor.data_ptr() % 64:  # memory-mapped weights sit unaligned: CPU kernels then round differently
                 tensor.data = tensor.data.clone()

@@ -1,4 +1,4 @@
-"""Prompt -> the tokens the text encoder sees, with indices, and word -> token indices.
+"""Prompt -> the tokens the text encoder sees, with indices, and word -> token indices (CLIP's BPE and T5's pieces).
 
 >>> toks = tokenize(pipe.tokenizer, "a red circle, on the left")
 >>> toks.indices("circle")        # [3]; toks[0].kind == "start", toks[-1].kind == "pad"
@@ -92,8 +92,10 @@ def split_words(tokenizer, text: str) -> tuple[list[list[int]], list[str]]:
     return groups, words
 
 
-def tokenize(tokenizer, prompt: str) -> Tokens:
+def tokenize(tokenizer, prompt: str, max_length: int | None = None) -> Tokens:
     """Tokens of `prompt` as a diffusers pipeline pads and truncates them, with the words they spell."""
+    if tokenizer.bos_token_id is None:  # SentencePiece (T5): no start token, pieces not ending in </w>
+        return tokenize_pieces(tokenizer, prompt, max_length or tokenizer.model_max_length)
     max_length = tokenizer.model_max_length
     groups, words = split_words(tokenizer, prompt)
     ids = tokenizer(prompt, padding="max_length", max_length=max_length, truncation=True).input_ids
@@ -107,6 +109,73 @@ def tokenize(tokenizer, prompt: str) -> Tokens:
                for i in range(n_content + 1, len(ids))]
     first_cut = owner[n_content] if n_content < len(owner) else len(words)
     return Tokens(prompt, tokens, words, words[first_cut:], max_length)
+
+
+def tokenize_pieces(tokenizer, prompt: str, max_length: int) -> Tokens:
+    """T5's tokens of `prompt`, padded to max_length; a piece belongs to the word (as CLIP splits words) it overlaps.
+
+    >>> tokenize(pipe.tokenizer_3, "a red circle", 256).indices("circle")     # [2]; then "</s>", then "<pad>"s
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise SdlabError(f"{type(tokenizer).__name__} gives no character offsets, so its words are unknown: load the "
+                         "pipeline's T5 tokenizer as T5TokenizerFast")
+    spans = [m.span() for m in CLIP_SPLIT.finditer(prompt)]
+    words = [prompt[a:b] for a, b in spans]
+    encoded = tokenizer(prompt, padding="max_length", max_length=max_length, truncation=True,
+                        return_offsets_mapping=True)
+    pieces = tokenizer.convert_ids_to_tokens(encoded.input_ids)
+    special = {tokenizer.eos_token_id: "end", tokenizer.pad_token_id: "pad"}
+    tokens = []
+    for i, (tok_id, piece, (a, b)) in enumerate(zip(encoded.input_ids, pieces, encoded.offset_mapping)):
+        word = next((w for w, (c, d) in enumerate(spans) if a < d and c < b), None) if b > a else None
+        tokens.append(Token(i, tok_id, piece, special.get(tok_id, "word") if b <= a else "word", word))
+    kept = max((t.word for t in tokens if t.word is not None), default=-1)
+    full = len(tokenizer(prompt).input_ids) > max_length  # the end token always takes one place
+    return Tokens(prompt, tokens, words, words[kept + 1:] if full else [], max_length)
+
+
+def joined(first: Tokens, second: Tokens) -> Tokens:
+    """Two encoders' tokens one after the other in a text sequence (SD3: CLIP's 77, then T5's), indices shifted."""
+    shift, n_words = len(first), len(first.words)
+    tokens = first.tokens + [Token(t.index + shift, t.id, t.text, t.kind, None if t.word is None else t.word + n_words)
+                             for t in second]
+    return Tokens(first.prompt, tokens, first.words + second.words, second.truncated,
+                  first.max_length + second.max_length)
+
+
+def sequence_tokens(pipe, arguments: dict, negative: bool = False) -> list[Tokens]:
+    """Tokens at the denoiser's text positions for each prompt encode_prompt was given (its bound arguments).
+
+    SD3: CLIP's 77 then T5's max_sequence_length; Flux: T5's (prompt_2, else prompt); PixArt: T5's; else CLIP's.
+    >>> sequence_tokens(pipe, {"prompt": "a red circle", "max_sequence_length": 8})[0].indices("circle")
+    """
+    prompts = as_list(arguments.get("prompt"), 1)
+    if prompts == [None]:
+        return []
+    lead = "negative_prompt" if negative else "prompt"
+    if negative:
+        prompts = [n or "" for n in as_list(arguments.get(lead), len(prompts))]
+    t5_name, t5_arg = next(((n, a) for n, a in (("tokenizer_3", "_3"), ("tokenizer_2", "_2"), ("tokenizer", ""))
+                            if is_t5(getattr(pipe, n, None))), (None, None))
+    if t5_name is None:
+        return [tokenize(prompt_tokenizers(pipe)[0], p) for p in prompts]
+    texts = [t or p for t, p in zip(as_list(arguments.get(lead + t5_arg), len(prompts)), prompts)]
+    if hasattr(pipe, "_text_preprocessing"):  # PixArt lowercases (and may clean) the caption before T5 sees it
+        texts = [pipe._text_preprocessing(t, clean_caption=arguments.get("clean_caption", False))[0] for t in texts]
+    length = arguments.get("max_sequence_length") or getattr(pipe, t5_name).model_max_length
+    t5 = [tokenize(getattr(pipe, t5_name), t, length) for t in texts]
+    if t5_name != "tokenizer_3":
+        return t5
+    return [joined(tokenize(pipe.tokenizer, p), t) for p, t in zip(prompts, t5)]
+
+
+def is_t5(tokenizer) -> bool:
+    return tokenizer is not None and tokenizer.bos_token_id is None
+
+
+def as_list(prompt, n: int) -> list:
+    """A prompt argument as a list of n (a str or None repeated) or the list given."""
+    return [prompt] * n if isinstance(prompt, str) or prompt is None else list(prompt)
 
 
 def prompt_tokenizers(pipe) -> list:

@@ -13,7 +13,7 @@ import torch
 
 from .budget import GiB, check_budget
 from .errors import SdlabError
-from .hooks import Clock, Hooks, components_of, deferred_interrupts, guidance_on, site
+from .hooks import Block, Clock, Hooks, components_of, guidance_on, site
 from .records import Record, first_dtype, first_shape, shapes, tensors  # noqa: F401 - first_shape is public here
 from .render.table import format_table
 from .skips import Skip, ledger
@@ -73,7 +73,7 @@ class Trace:
                 "skips": [asdict(s) for s in self.ledger()] if any(r.component == "unet" for r in self.records) else []}
 
 
-class trace:  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:`
+class trace(Block):  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:`
     """Context manager that hooks every module of the target and removes every hook on exit.
 
     keep: sites ("unet.mid_block") whose main output is kept at every denoiser call, for activation patching;
@@ -81,6 +81,8 @@ class trace:  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:
     >>> with sdlab.trace(sdlab.architecture("sd15")) as t: ...
     >>> t.get("unet.conv_in").outputs   # [1, 320, 64, 64]
     """
+
+    name, usage = "trace", "with sdlab.trace(pipe) as t:"
 
     def __init__(self, target, components: list[str] | None = None, keep: list[str] = (), budget: int = 2 * GiB):
         found = components_of(target)
@@ -92,26 +94,16 @@ class trace:  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:
         self.keep = {name: site(components_of(target), name) for name in keep}
         self.target, self.modules, self.budget = target, found, budget
         self.result = Trace()
-        self._hooks: Hooks | None = None
         self._stack: list[tuple[int, str, str, torch.nn.Module]] = []
         self._calls = 0
         self._producers: dict[int, tuple[weakref.ref, int]] = {}
         self._param_cache: dict[int, int] = {}
         self._clock: Clock | None = None
 
-    def __enter__(self) -> Trace:
-        if self._hooks is not None:
-            raise SdlabError("this trace was already used: open a new `with sdlab.trace(pipe) as t:` for each run")
-        self._hooks = Hooks()
-        try:
-            with deferred_interrupts():
-                self._install(self._hooks)
-        except BaseException:
-            self._hooks.close()
-            raise
+    def opened(self) -> Trace:
         return self.result
 
-    def _install(self, hooks: Hooks) -> None:
+    def install(self, hooks: Hooks) -> None:
         if any(name in self.modules for name in ("unet", "transformer")) or self.keep:
             self._clock = Clock(self.target).install(hooks)
             # a second run's steps would restart at 0 among the first's, with nothing telling them apart
@@ -128,10 +120,9 @@ class trace:  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:
             self.result.kept[name] = []
             hooks.output(module, functools.partial(self._keep, name))
 
-    def __exit__(self, kind, error, tb) -> None:
-        self._hooks.close()
+    def closed(self, error) -> None:
         self.result.records.sort(key=lambda r: r.index)
-        if self._stack and isinstance(error, BaseException):
+        if self._stack and error is not None:
             _, component, path, module, _ = self._stack[-1]
             self.result.failed = f"{component}.{path}".rstrip(".")
             if isinstance(error, Exception) and not isinstance(error, SdlabError):

@@ -8,7 +8,9 @@ WRONG = {"down-attention-last", "last-down-downsamples", "temb-320", "temb-after
          "cross-attention-everywhere", "up-channels", "vae-downsample-channels", "vae-no-attention",
          "latent-compression", "sd15-text-1024", "unet-linear", "one-skip-per-block", "samplers-change-channels",
          "head-dim-is-width", "scale-query-dim", "time-fused-with-text", "single-file-manual",
-         "config-training-settings", "vae-u-shaped", "middle-at-320x64", "vae-strictly-symmetric"}
+         "config-training-settings", "vae-u-shaped", "middle-at-320x64", "vae-strictly-symmetric",
+         "dit-encoder-decoder", "dit-time-added", "mmdit-cross-attention", "mmdit-text-queries", "mmdit-clip-77",
+         "sd3-epsilon-loss"}
 
 
 class LinearCostAttention:
@@ -56,6 +58,7 @@ DOCTORED = {  # claim that holds -> an SD whose architecture differs exactly whe
     "vae-scaling": lambda: claims.doctored("sd15", vae={"scaling_factor": 0.13025}),
     "vae-decoder": lambda: claims.doctored("sd15", vae={"layers_per_block": 1}),
     "vae-nearest-upsampling": lambda: _vae_sampler("Upsample2D", lambda m: setattr(m, "interpolate", False)),
+    "dit-patch-io": lambda: claims.doctored("sd3", transformer={"out_channels": 32}),
 }
 
 
@@ -106,11 +109,33 @@ def test_measured_values_of_the_wrong_notes(results):
     assert "mid_block 1x1280x8x8" in measured["middle-at-320x64"]
     assert "StableDiffusionXLPipeline with bundled configs 'sdxl'" in measured["single-file-manual"]
     assert "16 self-attention layers" in measured["unet-linear"]
+    assert "all 24 JointTransformerBlock take and return image tokens 1x4096x1536; 0 skip" in \
+        measured["dit-encoder-decoder"]
+    assert "norm1.linear turns it into 1x9216 = 6 x 1536" in measured["dit-time-added"]
+    assert "time_emb_proj's 1x320" in measured["dit-time-added"]
+    assert "1 attention (attn); its softmax is 1x24x4429x4429" in measured["mmdit-cross-attention"]
+    assert "4096 image and 333 text tokens in one sequence" in measured["mmdit-cross-attention"]
+    assert "in 24 of 24 blocks the image tokens make q, k and v (to_q, to_k, to_v on 1x4096x1536) and in 24 the " \
+           "text tokens do too (add_q_proj, add_k_proj, add_v_proj on 1x333x1536)" in measured["mmdit-text-queries"]
+    assert "reads 1x333x4096 text states from CLIPTextModelWithProjection 77, CLIPTextModelWithProjection 77, " \
+           "T5EncoderModel 256 tokens" in measured["mmdit-clip-77"]
+    assert "context_embedder -> 1x333x1536" in measured["mmdit-clip-77"]
+    assert "FlowMatchEulerDiscreteScheduler (shift 3.0" in measured["sd3-epsilon-loss"]
+    assert "noise - x0 (flow) 0 (float rounding), noise (epsilon) 0.5" in measured["sd3-epsilon-loss"]
+    assert "-> unpatchify 1x16x128x128" in measured["dit-patch-io"]
+
+
+def test_the_joint_attention_check_leaves_the_processor_as_it_was():
+    models = claims.Models()
+    attn = models.arch("sd3").components["transformer"].transformer_blocks[0].attn
+    before = attn.processor
+    [result] = claims.check_all(["mmdit-cross-attention"], models)
+    assert attn.processor is before and "4429 queries x 4429 keys" in result.verdict.measured
 
 
 def test_claims_cite_the_notes_by_file_name_and_known_models():
     for c in claims.CLAIMS:
-        assert c.source in claims.NOTES.values() and "/" not in c.source and c.model in ("sd15", "sd21", "sdxl"), c
+        assert c.source in claims.NOTES.values() and "/" not in c.source and c.model in claims.NAMES, c
 
 
 def test_summary_and_str_show_the_verdict(results):

@@ -77,12 +77,7 @@ def test_the_number_rule_catches_digits_and_words():
     assert unasserted(book("`hidden_states[-2]` is in code, not prose.", "x = 1")) == []
 
 
-# chapter 10 is another engineer's: its prose still has unasserted quantity words ("one", "three", "most")
-WORDS_PENDING = pytest.mark.xfail(strict=True, reason="chapter 10's prose predates the quantity-word rule")
-
-
-@pytest.mark.parametrize("name", [pytest.param(c, marks=WORDS_PENDING) if c == "10_claims_checked" else c
-                                  for c in CHAPTERS])
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_numbers_in_prose_are_asserted_by_the_next_code_cell(name):
     assert unasserted(cells(name)) == []
 

@@ -1,4 +1,4 @@
-"""Which attention modules a UNet has, what kind each is, and the grid its queries lie on.
+"""Which attention modules a denoiser has, what kind each is, and the grid its image queries lie on.
 
 >>> [la.path for la in attention_layers(pipe.unet)][:1]      # ['down_blocks.0.attentions.0.transformer_blocks.0.attn1']
 >>> query_rows((0.5, 0.25), grid=(8, 8))                     # tensor([34]): the cell a point falls in
@@ -10,12 +10,16 @@ import torch
 
 from ..errors import SdlabError
 
-KINDS = {"cross": ("cross",), "self": ("self",), "all": ("cross", "self")}
+# joint: one softmax over image and text tokens (SD3, Flux); its image->text block is a word's map, as cross's
+KINDS = {"cross": ("cross", "joint"), "joint": ("joint",), "self": ("self",), "all": ("cross", "joint", "self")}
 
 
 @dataclass
 class Layer:
-    """One attention module of the UNet: its path, cross or self, and its grid's downsampling vs the latent."""
+    """One attention module: its path, kind (cross, joint or self), and its grid's downsampling vs the latent.
+
+    On a transformer the factor is the patch size (Flux: its 2x2 packing of the latent).
+    """
     path: str
     kind: str
     factor: int
@@ -27,15 +31,41 @@ class Layer:
         return tuple(math.ceil(n / self.factor) for n in latent_hw)
 
 
-def attention_layers(unet) -> list[Layer]:
-    """Every Attention module of a UNet2DConditionModel-shaped UNet, with its downsampling factor."""
+def attention_layers(denoiser) -> list[Layer]:
+    """Every attention module of a UNet2DConditionModel-shaped UNet or a DiT (SD3, Flux, PixArt), in data-flow order."""
+    if not hasattr(denoiser, "down_blocks"):
+        return transformer_layers(denoiser)
     from diffusers.models.attention_processor import Attention
 
-    factors = block_factors(unet)
+    factors = block_factors(denoiser)
     order = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}  # data-flow order; diffusers registers mid last
     found = [Layer(path, "cross" if mod.is_cross_attention else "self", factors[block_of(path)], mod.heads, mod)
-             for path, mod in unet.named_modules() if isinstance(mod, Attention)]
+             for path, mod in denoiser.named_modules() if isinstance(mod, Attention)]
     return sorted(found, key=lambda la: order[la.path.split(".")[0]])
+
+
+def transformer_layers(transformer) -> list[Layer]:
+    """A DiT's attention modules: joint (add_* text projections, or Flux's single-stream blocks), cross or self."""
+    factor = 2 if type(transformer).__name__ == "FluxTransformer2DModel" else transformer.config.patch_size
+    return [Layer(path, kind_of(mod), factor, mod.heads, mod) for path, mod in transformer.named_modules()
+            if hasattr(mod, "to_q") and hasattr(mod, "processor")]  # Flux's pipeline packs 2x2 latent patches
+
+
+def kind_of(attn) -> str:
+    if getattr(attn, "add_q_proj", None) is not None or type(attn).__name__ == "FluxAttention":
+        return "joint"  # Flux's single-stream blocks get [text; image] already joined
+    return "cross" if getattr(attn, "is_cross_attention", False) else "self"
+
+
+def latent_hw(named: dict) -> tuple[int, int]:
+    """(h, w) of the latent from a denoiser call's arguments; Flux's packed tokens: twice its img_ids grid."""
+    sample = named.get("sample", named.get("hidden_states"))
+    if sample.ndim == 4:
+        return tuple(sample.shape[-2:])
+    ids = named.get("img_ids")
+    if ids is None:
+        raise SdlabError(f"{tuple(sample.shape)} latents without img_ids: this transformer's image grid is unknown")
+    return tuple(2 * (int(ids[..., axis].max()) + 1) for axis in (1, 2))
 
 
 def block_of(path: str) -> str:
@@ -57,9 +87,9 @@ def block_factors(unet) -> dict[str, int]:
     return out
 
 
-def select_layers(unet, layers, factors=None) -> list[Layer]:
-    """The layers asked for: "cross", "self", "all", or paths / path prefixes; optionally only some factors."""
-    every = attention_layers(unet)
+def select_layers(denoiser, layers, factors=None) -> list[Layer]:
+    """The layers asked for: "cross" (with joint), "joint", "self", "all", or paths / prefixes; optionally factors."""
+    every = attention_layers(denoiser)
     if isinstance(layers, str) and layers in KINDS:
         chosen = [la for la in every if la.kind in KINDS[layers]]
     else:
@@ -67,7 +97,7 @@ def select_layers(unet, layers, factors=None) -> list[Layer]:
         chosen = [la for la in every if any(la.path == w or la.path.startswith(w + ".") for w in wanted)]
         missing = [w for w in wanted if not any(la.path == w or la.path.startswith(w + ".") for la in every)]
         if missing:
-            raise SdlabError(f"no attention layer at {', '.join(missing)}; layers look like {every[1].path}")
+            raise SdlabError(f"no attention layer at {', '.join(missing)}; layers look like {every[-1].path}")
     if factors is not None:
         chosen = [la for la in chosen if la.factor in set(factors)]
     if not chosen:

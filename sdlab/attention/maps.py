@@ -3,7 +3,7 @@
 >>> cap.heatmap("circle")          # (height, width) over the image, divided by its maximum -> [0, 1]
 >>> cap.peak("circle", step=0)     # (y, x) where that map is highest
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from ..hooks import Row
 from ..tokens import Tokens
 
 NORMS = ("max", "minmax", "none")
+BLOCKS = ("image->text", "text->image", "image->image", "text->text")  # of a joint layer's [image; text] matrix
 
 
 @dataclass
@@ -26,8 +27,9 @@ class LayerMap:
     steps: list[int]        # the UNet calls captured; one slot per step when per_step, else their mean
     per_step: bool
     heads: str              # "mean" or "each"
-    query: object           # cross: None (every pixel); self: (y, x), (y0, x0, y1, x1) or "all"
-    probs: np.ndarray
+    query: object           # cross / joint: None (every pixel); self: (y, x), (y0, x0, y1, x1) or "all"
+    probs: np.ndarray       # joint: its image->text block (image queries, text keys)
+    blocks: dict = field(default_factory=dict)  # joint: other blocks asked for, by name ("text->image", ...)
 
 
 class CapturedMaps:
@@ -83,7 +85,8 @@ class CapturedMaps:
     def pick(self, kind: str, layers) -> list[LayerMap]:
         """Captured maps of one kind; `layers` keeps only paths / prefixes, or int downsampling factors."""
         wanted = None if layers is None else [layers] if isinstance(layers, (str, int)) else list(layers)
-        maps = [m for m in self.maps.values() if m.kind == kind and (wanted is None or any(
+        kinds = ("cross", "joint") if kind == "cross" else (kind,)  # a joint layer's image->text block reads as cross
+        maps = [m for m in self.maps.values() if m.kind in kinds and (wanted is None or any(
             m.factor == p if isinstance(p, int) else m.path == p or m.path.startswith(p + ".") for p in wanted))]
         if not maps:
             raise SdlabError(f"no {kind}-attention maps captured for layers={layers!r}; "

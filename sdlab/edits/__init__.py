@@ -4,7 +4,7 @@
 ...     image = pipe("a red circle on the left").images[0]
 """
 from ..errors import SdlabError
-from ..hooks import Hooks, deferred_interrupts
+from ..hooks import Block, Hooks
 from .ablate import ablate
 from .base import Context
 from .inject import inject
@@ -16,38 +16,27 @@ from .timestep import timestep
 KINDS = (ablate, inject, patch, reweight, skip, timestep)
 
 
-class edit:  # noqa: N801 - used like a function: `with sdlab.edit(pipe, *edits):`
+class edit(Block):  # noqa: N801 - used like a function: `with sdlab.edit(pipe, *edits):`
     """Apply edits while the pipeline runs inside the block; every one is removed on exit (also on Ctrl-C).
 
     Composes with sdlab.trace and sdlab.capture_attention in the same run (captured maps show edited attention).
     Kinds: edit.skip, edit.ablate, edit.reweight, edit.inject, edit.patch, edit.timestep.
     """
     ablate, inject, patch, reweight, skip, timestep = ablate, inject, patch, reweight, skip, timestep
+    name, usage = "edit block", "with sdlab.edit(pipe, ...):"
 
     def __init__(self, pipe, *edits):
         bad = [e for e in edits if not isinstance(e, KINDS)]
         if bad:
             raise SdlabError(f"not an edit: {bad[0]!r}; use sdlab.edit.skip / ablate / reweight / inject / patch / "
                              "timestep")
-        self.pipe, self.edits, self.hooks = pipe, list(edits), None
+        self.pipe, self.edits = pipe, list(edits)
 
-    def __enter__(self) -> "edit":
-        if self.hooks is not None:
-            raise SdlabError("this edit block was already used: open a new `with sdlab.edit(pipe, ...):`")
-        self.hooks = Hooks()
-        try:
-            with deferred_interrupts():
-                ctx = Context(self.pipe, self.hooks, self.edits)
-                ctx.install()  # the clock first: the edits' hooks read the call number it has just advanced
-                for e in self.edits:
-                    e.install(ctx)
-        except BaseException:
-            self.hooks.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.hooks.close()
+    def install(self, hooks: Hooks) -> None:
+        ctx = Context(self.pipe, hooks, self.edits)
+        ctx.install()  # the clock first: the edits' hooks read the call number it has just advanced
+        for e in self.edits:
+            e.install(ctx)
 
 
 __all__ = ["Context", "ablate", "edit", "inject", "patch", "reweight", "skip", "timestep"]

@@ -4,10 +4,12 @@
 """
 import functools
 import inspect
+import math
 
+from ..attention.layers import latent_hw
 from ..errors import SdlabError
 from ..hooks import Clock, Hooks, branch_rows, components_of, plan_rows
-from ..tokens import Tokens, prompt_tokenizers, tokenize
+from ..tokens import Tokens, prompt_tokenizers, sequence_tokens
 
 
 def check_steps(steps) -> list[int] | None:
@@ -30,6 +32,7 @@ class Context:
         self.prompts: list[Tokens] = []
         self.per_image = 1
         self.rows = []
+        self.latent_hw = None
         self.clock = Clock(pipe)
         self.clock.on_run.append(self._check_run)
         self.clock.on_call.append(self._plan)
@@ -59,22 +62,25 @@ class Context:
                 raise SdlabError(f"{type(edit).__name__.lower()} asks for step {steps[-1]}, but this run has "
                                  f"{clock.steps} steps (0..{clock.steps - 1}): pick steps in that range")
 
+    def n_image(self, factor: int) -> int:
+        """How many image tokens a layer at `factor` (its downsampling or patch size) sees in this call."""
+        return math.prod(math.ceil(n / factor) for n in self.latent_hw)
+
     def _plan(self, clock: Clock, named: dict) -> None:
+        self.latent_hw = latent_hw(named)
         sample = named.get("sample", named.get("hidden_states"))
         expected = len(self.prompts) * self.per_image if self.prompts else None
         self.rows = plan_rows(self.pipe, sample.shape[0], self.per_image, expected)
 
     def _recording_prompts(self, original):
         signature = inspect.signature(original)
-        tokenizer = prompt_tokenizers(self.pipe)[0]
 
         @functools.wraps(original)
         def encode_prompt(*args, **kwargs):
-            bound = signature.bind(*args, **kwargs).arguments
-            prompt = bound.get("prompt")
-            self.per_image = bound.get("num_images_per_prompt") or 1
-            self.prompts = [] if prompt is None else [tokenize(tokenizer, p) for p in
-                                                      ([prompt] if isinstance(prompt, str) else prompt)]
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()  # max_sequence_length and the like, as encode_prompt will use them
+            self.per_image = bound.arguments.get("num_images_per_prompt") or 1
+            self.prompts = sequence_tokens(self.pipe, bound.arguments)
             for edit in self.edits:
                 getattr(edit, "check_prompts", lambda ctx: None)(self)
             return original(*args, **kwargs)

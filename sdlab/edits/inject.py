@@ -1,5 +1,7 @@
 """Inject attention (prompt-to-prompt's replace): a source run's cross-attention maps used in a target run.
 
+On SD3 / Flux joint attention the image->text block is injected; the other blocks stay the target's own.
+
 Capture the source with every head and step kept, then run the target prompt with the same seed:
 >>> with sdlab.capture_attention(pipe, heads="each", steps="each") as src: pipe("a red circle on the left", ...)
 >>> with sdlab.edit(pipe, inject(src, steps=range(10))): pipe("a red circle on the right", ...)
@@ -49,26 +51,29 @@ class inject:  # noqa: N801 - read as a verb: edit(pipe, inject(...))
     def install(self, ctx: Context) -> None:
         unet = ctx.clock.module
         for m in self.maps:
-            attach(ctx.hooks, unet.get_submodule(m.path), self.edit(ctx, m), order=0)
+            # on the denoiser's device once (free on a CPU), not copied over at every layer call
+            probs = torch.from_numpy(m.probs).to(next(unet.parameters()).device)
+            attach(ctx.hooks, unet.get_submodule(m.path), self.edit(ctx, m, probs), order=0)
 
-    def edit(self, ctx: Context, m):
+    def edit(self, ctx: Context, m, probs: torch.Tensor):
         def fn(call):
             if not ctx.active(self.steps):
                 return
-            source = torch.from_numpy(m.probs[:, m.steps.index(ctx.clock.call)])  # (rows, heads, queries, keys)
-            rows = ctx.cond()
-            if rows.stop - rows.start != source.shape[0] or call.q.shape[1] != source.shape[2]:
+            source = probs[:, m.steps.index(ctx.clock.call)]  # (rows, heads, queries, keys)
+            rows, n_image = ctx.cond(), ctx.n_image(m.factor)
+            if rows.stop - rows.start != source.shape[0] or n_image != source.shape[2]:
                 raise SdlabError(f"{m.path}: the source kept {source.shape[0]} conditional rows of "
                                  f"{source.shape[2]} pixels, this run has {rows.stop - rows.start} of "
-                                 f"{call.q.shape[1]}: use the same size and number of images in both runs")
-            call.replace(rows, lambda own: self.mix(ctx, rows, own, source.to(own.device, own.dtype)))
+                                 f"{n_image}: use the same size and number of images in both runs")
+            blocks = call.blocks(n_image)
+            call.replace(rows, lambda own: self.mix(ctx, rows, blocks, own, source.to(own.device, own.dtype)))
         return fn
 
-    def mix(self, ctx: Context, rows: slice, own, source):
-        if not self.words:
-            return source
-        new = own.clone()
+    def mix(self, ctx: Context, rows: slice, blocks: tuple[slice, slice], own, source):
+        """own with its image->text block (or only the words' columns of it) taken from the source."""
+        (image, text), new = blocks, own.clone()
         for i in range(rows.stop - rows.start):
-            cols = [c for w in self.words for c in ctx.tokens(rows.start + i).indices(w)]
-            new[i, :, :, cols] = source[i, :, :, cols]
+            cols = (range(source.shape[-1]) if not self.words else
+                    [c for w in self.words for c in ctx.tokens(rows.start + i).indices(w)])
+            new[i, :, image, [text.start + c for c in cols]] = source[i, :, :, list(cols)]
         return new

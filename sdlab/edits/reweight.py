@@ -1,5 +1,7 @@
 """Reweight a word's cross-attention on the conditional branch: its probability columns times `weight`.
 
+On SD3 / Flux joint attention, the word's text-key columns of the image queries' rows are scaled.
+
 As prompt-to-prompt's reweighting, the rows are not renormalised: weight 0 removes the word from what the
 pixels read, weight 2 doubles what they read of it.
 >>> with sdlab.edit(pipe, reweight("circle", 0.0)): pipe("a red circle on the left")
@@ -31,23 +33,24 @@ class reweight:  # noqa: N801 - read as a verb: edit(pipe, reweight(...))
             tokens.indices(self.word)
 
     def install(self, ctx: Context) -> None:
-        layers = [la for la in select_layers(ctx.clock.module, self.layers) if la.kind == "cross"]
+        layers = [la for la in select_layers(ctx.clock.module, self.layers) if la.kind in ("cross", "joint")]
         if not layers:
-            raise SdlabError(f"reweight acts on cross-attention; layers={self.layers!r} has none")
+            raise SdlabError(f"reweight acts on cross- or joint attention; layers={self.layers!r} has none")
         for layer in layers:
-            attach(ctx.hooks, layer.module, self.edit(ctx), order=0)
+            attach(ctx.hooks, layer.module, self.edit(ctx, layer), order=0)
 
-    def edit(self, ctx: Context):
+    def edit(self, ctx: Context, layer):
         def fn(call):
             if not ctx.active(self.steps):
                 return
             rows = ctx.cond()
-            columns = [ctx.tokens(r).indices(self.word) for r in range(rows.start, rows.stop)]
+            image, text = call.blocks(ctx.n_image(layer.factor))
+            columns = [[text.start + c for c in ctx.tokens(r).indices(self.word)] for r in range(rows.start, rows.stop)]
 
             def scaled(own):
                 new = own.clone()
                 for i, cols in enumerate(columns):
-                    new[i, :, :, cols] = own[i, :, :, cols] * self.weight
+                    new[i, :, image, cols] = own[i, :, image, cols] * self.weight
                 return new
             call.replace(rows, scaled)
         return fn

@@ -95,6 +95,7 @@ class Clock:
         return encode_prompt
 
     def _wrap_set_timesteps(self, original):
+        @functools.wraps(original)  # Flux's retrieve_timesteps reads its signature to see that it takes sigmas
         def set_timesteps(*args, **kwargs):
             out = original(*args, **kwargs)
             self.new_run(len(self.pipe.scheduler.timesteps))

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import torch
 
+from ..errors import SdlabError
+
 
 @contextmanager
 def deferred_interrupts():
@@ -118,3 +120,46 @@ class Hooks:
             else:
                 setattr(owner, name, before)
         self._undo.append(undo)
+
+
+class Block:
+    """The shape of every sdlab context: used once, installed with Ctrl-C held, undone whatever way it ends.
+
+    A subclass says how it is written (`usage`), what it installs (`install`), what `as` gives (`opened`),
+    and anything it must do after its hooks are gone (`closed`).
+    >>> class count(Block): usage = "with count(pipe) as n:"
+    """
+
+    name, usage = "block", "with ...:"
+    hooks: Hooks | None = None
+
+    def install(self, hooks: Hooks) -> None:
+        raise NotImplementedError
+
+    def opened(self):
+        return self
+
+    def closed(self, error: BaseException | None) -> None:
+        """After every hook is undone; `error` is what ended the block, if anything did."""
+
+    def __enter__(self):
+        if self.hooks is not None:
+            raise SdlabError(f"this {self.name} was already used: open a new `{self.usage}` for each run")
+        self.hooks = Hooks()
+        try:
+            with deferred_interrupts():
+                self.install(self.hooks)
+        except BaseException:
+            self.hooks.close()
+            raise
+        return self.opened()
+
+    def __exit__(self, kind, error, tb) -> None:
+        try:
+            try:
+                self.hooks.close()
+            except KeyboardInterrupt:  # Ctrl-C landed before the undo could hold it: undo all the same, then stop
+                self.hooks.close()
+                raise
+        finally:
+            self.closed(error)

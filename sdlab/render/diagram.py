@@ -4,11 +4,23 @@ flow (from Record.fed_by), and the whole pipeline with its loop.
 >>> unet_diagram(sdlab.architecture("sd15").trace()).render("figures/unet_sd15", format="svg")
 >>> chain_diagram(t.select(depth=2, component="vae", step=None))
 """
+import base64
+
 import graphviz
 
 from ..errors import SdlabError
 from ..trace import Trace, first_shape
 from .table import fmt_shape
+
+
+class Diagram(graphviz.Digraph):
+    """A graphviz Digraph that a notebook also shows as an <img> of its SVG: JupyterLab draws that in an untrusted
+    notebook (a saved chapter before it is run), where it hides a bare SVG output."""
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        data = base64.b64encode(self.pipe(format="svg")).decode()
+        return {"text/html": f'<img src="data:image/svg+xml;base64,{data}" alt="{self.name} diagram">',
+                "text/plain": f"<{self.name} diagram>"}
 
 
 def _node(graph, record, **style) -> str:
@@ -25,7 +37,7 @@ def _edge_label(record) -> str:
 def unet_diagram(trace: Trace, step: int = 0) -> graphviz.Digraph:
     """Down blocks on the left, up blocks on the right, the mid block at the bottom; dashed skip edges."""
     stages = [r for r in trace.select(depth=1, component="unet", step=step) if r.depth == 1]
-    graph = graphviz.Digraph("unet", graph_attr={"rankdir": "TB", "nodesep": "0.6", "ranksep": "0.35",
+    graph = Diagram("unet", graph_attr={"rankdir": "TB", "nodesep": "0.6", "ranksep": "0.35",
                                                  "label": "UNet2DConditionModel", "labelloc": "t"})
     graph.attr("edge", fontname="Helvetica", fontsize="10")
     main = [r for r in stages if r.path.split(".")[0] in ("conv_in", "down_blocks", "mid_block", "up_blocks",
@@ -57,7 +69,7 @@ def unet_diagram(trace: Trace, step: int = 0) -> graphviz.Digraph:
 
 def chain_diagram(records, title: str = "") -> graphviz.Digraph:
     """Records in call order as a vertical chain, each edge labelled with the shape passed on."""
-    graph = graphviz.Digraph("chain", graph_attr={"rankdir": "TB", "label": title, "labelloc": "t"})
+    graph = Diagram("chain", graph_attr={"rankdir": "TB", "label": title, "labelloc": "t"})
     graph.attr("edge", fontname="Helvetica", fontsize="10")
     for r in records:
         _node(graph, r)
@@ -100,7 +112,7 @@ def flow_diagram(trace: Trace, name: str, step: int = 0, hide=("SiLU", "Dropout"
             found += sources(by_index[i]) if i in ours and by_index[i].type in hide else [i]
         return found
 
-    graph = graphviz.Digraph("flow", graph_attr={"rankdir": "TB", "label": f"{name} ({parent.type})", "labelloc": "t"})
+    graph = Diagram("flow", graph_attr={"rankdir": "TB", "label": f"{name} ({parent.type})", "labelloc": "t"})
     graph.attr("edge", fontname="Helvetica", fontsize="10")
     read = {i for r in inner for i in r.fed_by}
     pending, ops = [], 0
@@ -147,7 +159,7 @@ def pipeline_diagram(trace: Trace, run, scaling_factor: float) -> graphviz.Digra
     unet = trace.get("unet", step=0)
     post, decoder = trace.get("vae.post_quant_conv", step=None), trace.get("vae.decoder", step=None)
     last = run.steps[-1]
-    graph = graphviz.Digraph("pipeline", graph_attr={"rankdir": "TB", "label": f"one run, {len(run.steps)} steps",
+    graph = Diagram("pipeline", graph_attr={"rankdir": "TB", "label": f"one run, {len(run.steps)} steps",
                                                      "labelloc": "t"})
     graph.attr("edge", fontname="Helvetica", fontsize="10")
     graph.attr("node", fontname="Helvetica")
@@ -230,7 +242,7 @@ def transformer_diagram(trace: Trace, step: int = 0) -> graphviz.Digraph:
     stages = [r for r in records if r.depth == 1]
     side = [r for r in stages if r.path in _SIDE_INPUTS and r.type != "PatchEmbed"]
     main = [r for r in stages if r not in side]
-    graph = graphviz.Digraph("transformer", graph_attr={"rankdir": "TB", "nodesep": "0.5", "ranksep": "0.35",
+    graph = Diagram("transformer", graph_attr={"rankdir": "TB", "nodesep": "0.5", "ranksep": "0.35",
                                                         "label": root.type, "labelloc": "t"})
     graph.attr("edge", fontname="Helvetica", fontsize="10")
     packed = len(first_shape(root.inputs)) == 3  # Flux: the pipeline packs 2x2 latent patches into tokens and unpacks
