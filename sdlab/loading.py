@@ -230,7 +230,7 @@ def default_dtype(device, dtype=None):
 
 def load(source: str | Path = "tiny", *, device="cpu", dtype=None, allow_pickle: bool = False,
          config: str | Path | None = None, **kwargs):
-    """A diffusers pipeline from "tiny" (the embedded default), a folder, a .safetensors file, or a hub id.
+    """A diffusers pipeline from "tiny" (the default), "tiny-mmdit", a folder, a .safetensors file, or a hub id.
 
     device: "cpu" (the default: results match the chapters and tests bit for bit), "auto" (CUDA, else Apple's MPS,
     else the CPU), "cuda", "cuda:N" or "mps". dtype (diffusers' name; torch_dtype is its old one): float16 on CUDA
@@ -293,6 +293,11 @@ def _pipeline(source, allow_pickle: bool, config, **kwargs):
         from .tiny import MODEL_DIR
 
         return _from_folder(MODEL_DIR, allow_pickle=False, **kwargs)
+    if str(source) == "tiny-mmdit":
+        from .tiny.mmdit import MODEL_DIR
+
+        # SD3 without T5: diffusers wants the absent components named, though model_index.json lists them as null
+        return _from_folder(MODEL_DIR, allow_pickle=False, text_encoder_3=None, tokenizer_3=None, **kwargs)
     path = Path(source).expanduser()
     if path.is_dir():
         return _from_folder(path, allow_pickle, **kwargs)

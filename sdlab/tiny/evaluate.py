@@ -3,8 +3,8 @@
 Objects are found by colour segmentation of the generated image; shape by how much of its bounding box it
 fills; position by its centroid. Heatmaps: does a word's cross-attention peak inside its object?
 
->>> report = evaluate(sdlab.load("tiny"), singles=60, pairs=40)
->>> report.color, report.two_objects                   # shares in [0, 1]
+>>> report = evaluate(sdlab.load("tiny"), singles=60, pairs=40)     # or sdlab.load("tiny-mmdit")
+>>> report.color, report.two_objects                   # shares in [0, 1]; heatmap peaks nan for an MMDiT (pending)
 """
 import argparse
 import itertools
@@ -21,6 +21,7 @@ from .scenes import COLORS, FILL, PAIRS, PLACES, SHAPES, Thing, caption_of, is_h
 EVAL_SEED = 10_000_000     # generator seeds from here; training never calls the pipeline
 MIN_PIXELS = 12            # fewer pixels of a colour than this is no object
 TARGETS = {"color": 0.95, "shape": 0.90, "position": 0.85, "two_objects": 0.60, "shape_peak": 0.80}
+MMDIT_TARGETS = {"color": 0.95, "shape": 0.85, "position": 0.90, "two_objects": 0.60, "shape_peak": 0.80}  # issue 12
 
 
 @dataclass
@@ -106,17 +107,22 @@ def word_tokens(tokenizer, caption: str) -> list[list[int]]:
 
 
 def generate(pipe, prompts: list[str], first_seed: int, steps: int, batch: int = 8):
-    """Images (uint8) and, per prompt, a function word index -> (64, 64) heatmap; diffusers' defaults."""
+    """Images (uint8) and, per prompt, a function word index -> (64, 64) heatmap, or None for a pipeline without
+    a UNet (sdlab cannot capture an MMDiT's attention yet); diffusers' defaults."""
+    from contextlib import nullcontext
+
     from ..attention import capture_attention
 
+    has_unet = getattr(pipe, "unet", None) is not None
     images, heatmaps = [], []
     for start in range(0, len(prompts), batch):
         chunk = prompts[start:start + batch]
         generators = [torch.Generator().manual_seed(first_seed + start + i) for i in range(len(chunk))]
-        with capture_attention(pipe, factors=(1, 2)) as cap:
+        with capture_attention(pipe, factors=(1, 2)) if has_unet else nullcontext() as cap:
             out = pipe(chunk, generator=generators, num_inference_steps=steps, output_type="np")
         images += list((out.images * 255).round().astype(np.uint8))
-        heatmaps += [word_heatmap(cap, i, word_tokens(pipe.tokenizer, prompt)) for i, prompt in enumerate(chunk)]
+        heatmaps += [word_heatmap(cap, i, word_tokens(pipe.tokenizer, prompt)) if has_unet else None
+                     for i, prompt in enumerate(chunk)]
     return images, heatmaps
 
 
@@ -149,8 +155,9 @@ def score_prompt(caption: str, image: np.ndarray, heatmap) -> dict[str, list[boo
         found = describe(thing_mask)
         checks["shape"].append(found is not None and found[0] == thing.shape)
         checks["position"].append(found is not None and found[1] == thing.place)
-        checks["color_peak"].append(peaks_inside(heatmap(k * 7 + 1), masks[thing.color]))
-        checks["shape_peak"].append(peaks_inside(heatmap(k * 7 + 2), masks[thing.color]))
+        if heatmap is not None:
+            checks["color_peak"].append(peaks_inside(heatmap(k * 7 + 1), masks[thing.color]))
+            checks["shape_peak"].append(peaks_inside(heatmap(k * 7 + 2), masks[thing.color]))
     return checks
 
 
@@ -177,20 +184,23 @@ def mean(flags: list[bool]) -> float:
     return float(np.mean(flags)) if flags else float("nan")
 
 
-def table(report: Report) -> str:
+def table(report: Report, targets: dict = TARGETS) -> str:
     """The report as text lines: metric, value, target, whether it is met."""
     lines = []
     for key, value in asdict(report).items():
         if isinstance(value, float):
-            target = TARGETS.get(key)
+            target = targets.get(key)
             mark = "" if target is None else f"  target >= {target:.2f}  {'ok' if value >= target else 'MISSED'}"
-            lines.append(f"{key:12s} {value:5.2f}{mark}")
+            lines.append(f"{key:12s} pending (no attention capture for this model yet)" if np.isnan(value)
+                         else f"{key:12s} {value:5.2f}{mark}")
     return "\n".join(lines + [f"({report.singles} single-object and {report.pairs} two-object prompts)"])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `sdlab eval-tiny` / `python -m sdlab.tiny.evaluate`."""
-    parser.add_argument("--model", default="tiny", help="'tiny' (the shipped model) or a diffusers folder")
+    parser.add_argument("--arch", choices=("unet", "mmdit"), default="unet",
+                        help="which shipped model --model defaults to: unet 'tiny', mmdit 'tiny-mmdit'")
+    parser.add_argument("--model", default=None, help="'tiny', 'tiny-mmdit' or a diffusers folder (default: --arch's)")
     parser.add_argument("--singles", type=int, default=60, help="single-object prompts")
     parser.add_argument("--pairs", type=int, default=40, help="two-object prompts (held out of training)")
     parser.add_argument("--steps", type=int, default=20)
@@ -203,8 +213,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.singles < 0 or args.pairs < 0 or args.singles + args.pairs == 0 or args.steps < 1:
         raise SdlabError("give --singles/--pairs >= 0 (not both 0) and --steps >= 1")
-    report = evaluate(load(args.model), args.singles, args.pairs, args.steps)
-    print(table(report))
+    model = args.model or {"unet": "tiny", "mmdit": "tiny-mmdit"}[args.arch]
+    report = evaluate(load(model), args.singles, args.pairs, args.steps)
+    print(table(report, MMDIT_TARGETS if args.arch == "mmdit" else TARGETS))
     if args.json:
         args.json.write_text(json.dumps(asdict(report), indent=1))
     return 0

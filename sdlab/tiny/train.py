@@ -5,6 +5,7 @@ so a resumed run draws the same data as an uninterrupted one.
 
 >>> python -m sdlab.tiny.train --out runs/tiny            # 45 min alone on 2 cores (--threads 1 when shared)
 >>> python -m sdlab.tiny.train --out runs/tiny --export sdlab/tiny/model
+>>> python -m sdlab.tiny.train --arch mmdit --out runs/tiny-mmdit   # sdlab-tiny-mmdit (sdlab/tiny/mmdit.py)
 """
 import argparse
 import copy
@@ -203,6 +204,9 @@ def load_vae(pipe, out: Path) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `sdlab train-tiny` / `python -m sdlab.tiny.train`."""
+    parser.add_argument("--arch", choices=("unet", "mmdit"), default="unet",
+                        help="unet: sdlab-tiny (SD 1.5 layout); mmdit: sdlab-tiny-mmdit (SD3 layout, on sdlab-tiny's "
+                        "VAE and text encoder; the --vae-* options do not apply, --unet-* set its transformer)")
     parser.add_argument("--out", type=Path, default=Path("runs/tiny"), help="checkpoints and logs (resumable)")
     parser.add_argument("--export", type=Path, default=None, help="diffusers folder to write (default OUT/model)")
     parser.add_argument("--threads", type=int, default=2, help="1 is faster when other jobs share the cores")
@@ -218,8 +222,13 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    pipe = build_pipeline(out / "tokenizer", seed=recipe.seed)
     start = time.time()
+    if args.arch == "mmdit":
+        from . import mmdit
+
+        print(f"wrote {mmdit.run(recipe, out, args.export)} ({time.time() - start:.0f} s this run)")
+        return 0
+    pipe = build_pipeline(out / "tokenizer", seed=recipe.seed)
     train_vae(recipe, pipe, out)
     load_vae(pipe, out)
     data = encode_scenes(recipe, pipe, out)

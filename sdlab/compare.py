@@ -1,0 +1,93 @@
+"""A UNet and an MMDiT side by side: what one denoiser call costs by kind of work, the joint attention matrix put
+back together, and each model's training loss on the same batch of scenes.
+
+>>> split = cost_split(sdlab.architecture("sd3"), [512, 1024])
+>>> [s.share("attention") for s in split]      # the part of one transformer call spent in softmax(QK^T) V
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from .errors import SdlabError
+from .objectives import scene_latents, targets
+from .tiny.scenes import make_scene
+
+# on meta, F.scaled_dot_product_attention runs as two bmm (QK^T, then P V); every Linear is an addmm or mm
+KINDS = {"aten.bmm": "attention", "aten.convolution": "convolution", "aten.addmm": "linear", "aten.mm": "linear"}
+
+
+@dataclass
+class Split:
+    """FLOPs of one denoiser call at one image resolution, by kind: attention, convolution, linear."""
+    resolution: int
+    flops: dict
+
+    def share(self, kind: str) -> float:
+        return self.flops[kind] / sum(self.flops.values())
+
+
+def cost_split(arch, resolutions) -> list[Split]:
+    """One call of `arch`'s denoiser (on meta, batch 1) per image resolution, its FLOPs split by kind.
+
+    >>> cost_split(sdlab.architecture("sd15"), [256, 512])[1].flops["attention"]   # grows ~16x for 2x the side
+    """
+    stage = "transformer" if "transformer" in arch.components else "unet"
+    factor = 8 * getattr(arch.components[stage].config, "patch_size", 1)  # VAE's 8, then the DiT's patches
+    bad = [r for r in resolutions if r % factor]
+    if bad:
+        raise SdlabError(f"resolutions {bad} are not multiples of {factor} for {arch.key}: use e.g. {factor * 64}")
+    native, out = arch.resolution, []
+    try:
+        for resolution in resolutions:
+            arch.resolution = resolution  # wiring reads the latent's side off it
+            with FlopCounterMode(display=False) as counter:
+                arch.run(stages=[stage])
+            flops = dict.fromkeys(("attention", "convolution", "linear"), 0)
+            for op, n in counter.get_flop_counts()["Global"].items():
+                flops[KINDS[str(op)]] += n
+            out.append(Split(resolution, flops))
+    finally:
+        arch.resolution = native
+    return out
+
+
+def joint_matrix(layer) -> np.ndarray:
+    """A captured joint layer's four blocks back in one (image + text) x (image + text) matrix, as its softmax saw it
+    (row = query, column = key; image first). Needs `capture_attention(pipe, blocks="all")`; first image and step.
+
+    >>> joint_matrix(cap.maps["transformer_blocks.0.attn"]).sum(-1)    # every row sums to 1
+    """
+    missing = {"text->image", "image->image", "text->text"} - set(layer.blocks)
+    if missing:
+        raise SdlabError(f"{layer.path} lacks the blocks {sorted(missing)}: capture with blocks=\"all\"")
+    first = lambda m: m[0, 0].mean(0)  # noqa: E731 - (rows, steps, heads, q, k) -> (q, k), heads averaged
+    image = np.concatenate([first(layer.blocks["image->image"]), first(layer.probs)], 1)
+    text = np.concatenate([first(layer.blocks["text->image"]), first(layer.blocks["text->text"])], 1)
+    return np.concatenate([image, text], 0)
+
+
+@torch.no_grad()
+def training_losses(unet_pipe, mmdit_pipe, seeds, timestep: int) -> dict:
+    """One batch of scenes, noised at `timestep`, and the loss each objective trains on: epsilon and v read off
+    the UNet's (v-) prediction, flow off the MMDiT's; next to each, the loss of predicting zeros.
+
+    >>> training_losses(sdlab.load("tiny"), sdlab.load("tiny-mmdit"), range(8), 500)["flow"]   # (model, zeros)
+    """
+    if not 0 < timestep < unet_pipe.scheduler.config.num_train_timesteps:
+        raise SdlabError(f"timestep {timestep} is outside 1..{unet_pipe.scheduler.config.num_train_timesteps - 1}: "
+                         "pick one inside, where both signal and noise are present")
+    captions = [make_scene(seed).caption for seed in seeds]
+    x0 = scene_latents(unet_pipe, seeds)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    t = torch.full((len(x0),), timestep)
+    target = targets(unet_pipe.scheduler, x0, noise, t)
+    text = unet_pipe.encode_prompt(captions, "cpu", 1, False)[0]
+    v = unet_pipe.unet(target.noisy, t, encoder_hidden_states=text).sample
+    epsilon = target.alpha * v + target.sigma * target.noisy  # v = alpha eps - sigma x0 and noisy = alpha x0 + sigma eps
+    hidden, _, pooled, _ = mmdit_pipe.encode_prompt(captions, captions, None, do_classifier_free_guidance=False)
+    flow = mmdit_pipe.transformer(target.flow_noisy, hidden, pooled, t.float()).sample  # s = t / 1000, as it trains
+    pairs = {"epsilon": (epsilon, target.epsilon), "v": (v, target.v), "flow": (flow, target.flow)}
+    return {name: (F.mse_loss(out, goal).item(), goal.pow(2).mean().item()) for name, (out, goal) in pairs.items()}
