@@ -112,3 +112,30 @@ def test_recorded_probabilities_under_the_shortcut_equal_those_of_the_pipelines_
         mmdit.zero_tokens_as_one(hooks)
         pipe.transformer(x, *one, t)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(full, short)) and len(full) == 4
+
+
+def test_shipped_model_loads_by_name_and_draws_what_it_is_told():
+    from diffusers import StableDiffusion3Pipeline
+
+    pipe = sdlab.load("tiny-mmdit")
+    assert isinstance(pipe, StableDiffusion3Pipeline) and pipe.text_encoder_3 is None
+    assert all(m.dtype == torch.float32 for m in (pipe.transformer, pipe.vae, pipe.text_encoder, pipe.text_encoder_2))
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe("a red circle on the left", generator=torch.Generator().manual_seed(0), num_inference_steps=20,
+                 output_type="np").images[0]
+    assert evaluate.objects(image) == {"red": ("circle", "left")}
+
+
+def test_shipped_weights_fit_the_budget_and_carry_a_card():
+    files = [f for f in mmdit.MODEL_DIR.rglob("*") if f.is_file()]
+    assert sum(f.stat().st_size for f in files if f.suffix == ".safetensors") <= 15 * 2 ** 20
+    assert (mmdit.MODEL_DIR / "MODEL_CARD.md").is_file() and not any(f.suffix in (".bin", ".pt") for f in files)
+
+
+def test_eval_tiny_arch_mmdit_scores_the_shipped_model(tmp_path, capsys):
+    from sdlab.cli import main
+
+    assert main(["eval-tiny", "--arch", "mmdit", "--singles", "1", "--pairs", "0", "--steps", "2",
+                 "--json", str(tmp_path / "r.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "shape        " in printed and "target >= 0.85" in printed and "shape_peak   pending" in printed
