@@ -4,7 +4,7 @@ Objects are found by colour segmentation of the generated image; shape by how mu
 fills; position by its centroid. Heatmaps: does a word's cross-attention peak inside its object?
 
 >>> report = evaluate(sdlab.load("tiny"), singles=60, pairs=40)     # or sdlab.load("tiny-mmdit")
->>> report.color, report.two_objects                   # shares in [0, 1]; heatmap peaks nan for an MMDiT (pending)
+>>> report.color, report.two_objects                   # shares in [0, 1]
 """
 import argparse
 import itertools
@@ -96,39 +96,26 @@ def pair_prompts(n: int) -> list[str]:
     return (held * (n // len(held) + 1))[:n]
 
 
-def word_tokens(tokenizer, caption: str) -> list[list[int]]:
-    """Token positions of each word of `caption` (after the start token); a word may be several pieces."""
-    positions, start = [], 1
-    for word in caption.split():
-        count = len(tokenizer.tokenize(word))
-        positions.append(list(range(start, start + count)))
-        start += count
-    return positions
-
-
 def generate(pipe, prompts: list[str], first_seed: int, steps: int, batch: int = 8):
-    """Images (uint8) and, per prompt, a function word index -> (64, 64) heatmap, or None for a pipeline without
-    a UNet (sdlab cannot capture an MMDiT's attention yet); diffusers' defaults."""
-    from contextlib import nullcontext
-
+    """Images (uint8) and, per prompt, a function word index -> (64, 64) heatmap (the UNet's cross-attention or
+    the MMDiT's image-to-text joint attention); diffusers' defaults."""
     from ..attention import capture_attention
 
-    has_unet = getattr(pipe, "unet", None) is not None
     images, heatmaps = [], []
     for start in range(0, len(prompts), batch):
         chunk = prompts[start:start + batch]
         generators = [torch.Generator().manual_seed(first_seed + start + i) for i in range(len(chunk))]
-        with capture_attention(pipe, factors=(1, 2)) if has_unet else nullcontext() as cap:
+        with capture_attention(pipe, factors=(1, 2)) as cap:
             out = pipe(chunk, generator=generators, num_inference_steps=steps, output_type="np")
         images += list((out.images * 255).round().astype(np.uint8))
-        heatmaps += [word_heatmap(cap, i, word_tokens(pipe.tokenizer, prompt)) if has_unet else None
-                     for i, prompt in enumerate(chunk)]
+        heatmaps += [word_heatmap(cap, i) for i in range(len(chunk))]
     return images, heatmaps
 
 
-def word_heatmap(cap, image: int, positions: list[list[int]]):
-    """word index -> its heatmap: attention probabilities summed over the word's tokens."""
-    return lambda word: sum(cap.heatmap(t, image=image, norm="none") for t in positions[word])
+def word_heatmap(cap, image: int):
+    """word index -> its heatmap: attention probabilities summed over the word's tokens (sdlab.tokens' mapping)."""
+    pieces = cap.prompts[image].word_tokens()
+    return lambda word: cap.heatmap(pieces[word], image=image, norm="none")
 
 
 def peaks_inside(heatmap: np.ndarray, mask: np.ndarray) -> bool:
@@ -155,9 +142,8 @@ def score_prompt(caption: str, image: np.ndarray, heatmap) -> dict[str, list[boo
         found = describe(thing_mask)
         checks["shape"].append(found is not None and found[0] == thing.shape)
         checks["position"].append(found is not None and found[1] == thing.place)
-        if heatmap is not None:
-            checks["color_peak"].append(peaks_inside(heatmap(k * 7 + 1), masks[thing.color]))
-            checks["shape_peak"].append(peaks_inside(heatmap(k * 7 + 2), masks[thing.color]))
+        checks["color_peak"].append(peaks_inside(heatmap(k * 7 + 1), masks[thing.color]))
+        checks["shape_peak"].append(peaks_inside(heatmap(k * 7 + 2), masks[thing.color]))
     return checks
 
 
@@ -191,8 +177,7 @@ def table(report: Report, targets: dict = TARGETS) -> str:
         if isinstance(value, float):
             target = targets.get(key)
             mark = "" if target is None else f"  target >= {target:.2f}  {'ok' if value >= target else 'MISSED'}"
-            lines.append(f"{key:12s} pending (no attention capture for this model yet)" if np.isnan(value)
-                         else f"{key:12s} {value:5.2f}{mark}")
+            lines.append(f"{key:12s} {value:5.2f}{mark}")
     return "\n".join(lines + [f"({report.singles} single-object and {report.pairs} two-object prompts)"])
 
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ..errors import SdlabError
 from ..hooks import Hooks
+from ..tokens import tokenize
 from .config import SCHEDULER, WORDS, build_pipeline
 from .grounding import grounding_loss, pooled_masks, record_cross_attention
 from .scenes import make_scene
@@ -93,11 +94,13 @@ def resume(ckpt: Path, parts: dict) -> int:
     return state["step"]
 
 
-def token_positions(scene) -> list[list[int]]:
-    """(objects=2, words=2) token positions of colour and shape words; -1 where there is no object."""
+def token_positions(scene, tokenizer) -> list[list[int]]:
+    """(objects=2, words=2) token positions of colour and shape words (a word's first piece); -1 where there is no
+    object. Positions come from sdlab.tokens, the one word-to-token mapping."""
+    pieces = tokenize(tokenizer, scene.caption).word_tokens()
     positions = [[-1, -1], [-1, -1]]
     for word, obj in scene.word_objects.items():
-        positions[obj][int(word not in (1, 8))] = word + 1  # +1: the start token comes first
+        positions[obj][int(word not in (1, 8))] = pieces[word][0]
     return positions
 
 
@@ -115,7 +118,7 @@ def encode_scenes(recipe: Recipe, pipe, out: Path) -> dict:
         parts["latents"].append(pipe.vae.encode(images_tensor(scenes)).latent_dist.mean)
         parts["ids"].append(pipe.tokenizer([s.caption for s in scenes], padding="max_length",
                                            return_tensors="pt").input_ids)
-        parts["tokens"].append(torch.tensor([token_positions(s) for s in scenes]))
+        parts["tokens"].append(torch.tensor([token_positions(s, pipe.tokenizer) for s in scenes]))
         masks = torch.from_numpy(np.stack([np.concatenate([s.masks, np.zeros((2 - len(s.masks), 64, 64), bool)])
                                            for s in scenes]))
         for side in SIDES:
