@@ -1,6 +1,5 @@
 """sdlab-tiny-mmdit: SD3's layout on sdlab-tiny's parts; training sees what inference feeds; train, resume, export, load."""
 import argparse
-import math
 import re
 
 import numpy as np
