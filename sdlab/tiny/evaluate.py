@@ -188,7 +188,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="'tiny', 'tiny-mmdit' or a diffusers folder (default: --arch's)")
     parser.add_argument("--singles", type=int, default=60, help="single-object prompts")
     parser.add_argument("--pairs", type=int, default=40, help="two-object prompts (held out of training)")
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: 20 for unet, 28 for mmdit: "
+                        "SD3's own default)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
 
 
@@ -196,10 +197,11 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table (and write JSON if asked)."""
     from ..loading import load
 
-    if args.singles < 0 or args.pairs < 0 or args.singles + args.pairs == 0 or args.steps < 1:
+    steps = {"unet": 20, "mmdit": 28}[args.arch] if args.steps is None else args.steps
+    if args.singles < 0 or args.pairs < 0 or args.singles + args.pairs == 0 or steps < 1:
         raise SdlabError("give --singles/--pairs >= 0 (not both 0) and --steps >= 1")
     model = args.model or {"unet": "tiny", "mmdit": "tiny-mmdit"}[args.arch]
-    report = evaluate(load(model), args.singles, args.pairs, args.steps)
+    report = evaluate(load(model), args.singles, args.pairs, steps)
     print(table(report, MMDIT_TARGETS if args.arch == "mmdit" else TARGETS))
     if args.json:
         args.json.write_text(json.dumps(asdict(report), indent=1))
