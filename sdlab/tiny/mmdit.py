@@ -8,7 +8,6 @@ objective. Batches, checkpoints, EMA and export follow sdlab-tiny's trainer (sdl
 import copy
 import math
 import shutil
-import time
 from pathlib import Path
 
 import torch
@@ -19,7 +18,7 @@ from ..hooks import Hooks
 from .config import WORDS
 from .grounding import grounding_loss
 from .tokenizer import write_tokenizer_folder
-from .train import Recipe, encode_scenes, ema_update, resume, save_checkpoint, unet_batch
+from .train import Recipe, encode_scenes, learn, resume, unet_batch
 
 MODEL_DIR = Path(__file__).parent / "model_mmdit"
 # joint widths follow encode_prompt: CLIP hidden states and pooled outputs of both encoders, concatenated
@@ -137,19 +136,7 @@ def train_transformer(recipe: Recipe, pipe, data: dict, out: Path) -> None:
             mse = F.mse_loss(v, noise - x0)
             ground = grounding_loss({"joint": store}, tokens, {GROUNDED: cells[GROUNDED]}) if store \
                 else torch.zeros(())
-            for group in opt.param_groups:
-                group["lr"] = recipe.unet_lr * min(1, (step + 1) / recipe.warmup)
-            opt.zero_grad()
-            (mse + recipe.grounding * ground).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            ema_update(ema, model, min(recipe.ema, (1 + step) / (10 + step)))
-            bar.set_postfix(mse=f"{mse.item():.4f}", ground=f"{ground.item():.3f}", refresh=False)
-            if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.unet_steps:
-                save_checkpoint(ckpt, {"model": model.state_dict(), "ema": ema.state_dict(),
-                                       "opt": opt.state_dict(), "step": step + 1})
-                tqdm.write(f"{time.strftime('%H:%M:%S')} mmdit step {step + 1} mse {mse.item():.4f} "
-                           f"ground {ground.item():.3f}")
+            learn(recipe, step, mse, ground, (opt, model, ema, "model"), ckpt, bar)
 
 
 def export(pipe, out: Path, folder: Path, scale: float) -> Path:

@@ -149,6 +149,27 @@ def unet_batch(recipe: Recipe, data: dict, empty_ids: torch.Tensor, step: int):
     return data["latents"][index] * data["scale"], noise, t, ids, tokens, cells
 
 
+def learn(recipe: Recipe, step: int, mse, ground, parts: tuple, ckpt: Path, bar) -> None:
+    """One optimiser step of the shared recipe: warm-up, clipped gradients, EMA, and a checkpoint when one is due.
+
+    parts: (optimiser, the trained modules, their EMA copy, the checkpoint key the modules are saved under).
+    """
+    opt, models, ema, key = parts
+    for group in opt.param_groups:
+        group["lr"] = recipe.unet_lr * min(1, (step + 1) / recipe.warmup)
+    opt.zero_grad()
+    (mse + recipe.grounding * ground).backward()
+    torch.nn.utils.clip_grad_norm_(models.parameters(), 1.0)
+    opt.step()
+    ema_update(ema, models, min(recipe.ema, (1 + step) / (10 + step)))
+    bar.set_postfix(mse=f"{mse.item():.4f}", ground=f"{ground.item():.3f}", refresh=False)
+    if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.unet_steps:
+        save_checkpoint(ckpt, {key: models.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                               "step": step + 1})
+        tqdm.write(f"{time.strftime('%H:%M:%S')} {bar.desc} step {step + 1} mse {mse.item():.4f} "
+                   f"ground {ground.item():.3f}")
+
+
 def train_unet(recipe: Recipe, pipe, data: dict, out: Path) -> None:
     """Text encoder + UNet: v-prediction MSE on a zero-terminal-SNR schedule + the grounding loss."""
     from diffusers import DDPMScheduler
@@ -170,19 +191,7 @@ def train_unet(recipe: Recipe, pipe, data: dict, out: Path) -> None:
             v = unet(scheduler.add_noise(x0, noise, t), t, text(ids)[0]).sample
             mse = F.mse_loss(v, scheduler.get_velocity(x0, noise, t))
             ground = grounding_loss(stores, tokens, cells)
-            for group in opt.param_groups:
-                group["lr"] = recipe.unet_lr * min(1, (step + 1) / recipe.warmup)
-            opt.zero_grad()
-            (mse + recipe.grounding * ground).backward()
-            torch.nn.utils.clip_grad_norm_(models.parameters(), 1.0)
-            opt.step()
-            ema_update(ema, models, min(recipe.ema, (1 + step) / (10 + step)))
-            bar.set_postfix(mse=f"{mse.item():.4f}", ground=f"{ground.item():.3f}", refresh=False)
-            if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.unet_steps:
-                save_checkpoint(ckpt, {"models": models.state_dict(), "ema": ema.state_dict(),
-                                       "opt": opt.state_dict(), "step": step + 1})
-                tqdm.write(f"{time.strftime('%H:%M:%S')} unet step {step + 1} mse {mse.item():.4f} "
-                           f"ground {ground.item():.3f}")
+            learn(recipe, step, mse, ground, (opt, models, ema, "models"), ckpt, bar)
 
 
 def export(pipe, out: Path, folder: Path, scale: float) -> Path:
