@@ -3,8 +3,6 @@
 >>> with capture_attention(pipe) as cap: image = pipe("a red circle", num_inference_steps=20).images[0]
 >>> cap.heatmap("circle")          # (height, width) over the image, divided by its maximum -> [0, 1]
 """
-import functools
-import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -268,19 +266,7 @@ def install(cap: AttentionCapture, pipe, hooks: Hooks):
     clock.install(hooks)
     hooks.post(clock.module, cap.end_step)
     if callable(getattr(pipe, "encode_prompt", None)):
-        hooks.patch(pipe, "encode_prompt", functools.partial(_recording_prompts, cap))
+        hooks.before(pipe, "encode_prompt", cap.record_prompts)
     # a second call would mix another prompt's rows into these maps
     clock.one_run(hooks, "capture_attention keeps one pipeline run: open a new `with capture_attention(pipe) as cap:` "
                   "block for each call")
-
-
-def _recording_prompts(cap: AttentionCapture, original):
-    signature = inspect.signature(original)
-
-    @functools.wraps(original)
-    def encode_prompt(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()  # max_sequence_length and the like, as encode_prompt will use them
-        cap.record_prompts(bound.arguments)
-        return original(*args, **kwargs)
-    return encode_prompt

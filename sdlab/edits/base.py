@@ -2,8 +2,6 @@
 
 >>> ctx.active(edit.steps)      # True when the current denoiser call is one the edit asked for
 """
-import functools
-import inspect
 import math
 
 from ..attention.layers import latent_hw
@@ -40,7 +38,7 @@ class Context:
     def install(self) -> None:
         self.clock.install(self.hooks)
         if callable(getattr(self.pipe, "encode_prompt", None)) and prompt_tokenizers(self.pipe):
-            self.hooks.patch(self.pipe, "encode_prompt", self._recording_prompts)
+            self.hooks.before(self.pipe, "encode_prompt", self._record_prompts)
 
     def active(self, steps: list[int] | None) -> bool:
         return steps is None or self.clock.call in steps
@@ -72,16 +70,9 @@ class Context:
         expected = len(self.prompts) * self.per_image if self.prompts else None
         self.rows = plan_rows(self.pipe, sample.shape[0], self.per_image, expected)
 
-    def _recording_prompts(self, original):
-        signature = inspect.signature(original)
-
-        @functools.wraps(original)
-        def encode_prompt(*args, **kwargs):
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()  # max_sequence_length and the like, as encode_prompt will use them
-            self.per_image = bound.arguments.get("num_images_per_prompt") or 1
-            self.prompts = sequence_tokens(self.pipe, bound.arguments)
-            for edit in self.edits:
-                getattr(edit, "check_prompts", lambda ctx: None)(self)
-            return original(*args, **kwargs)
-        return encode_prompt
+    def _record_prompts(self, arguments: dict) -> None:
+        """The prompts' tokens as the denoiser's text sequence holds them; each edit checks its words here."""
+        self.per_image = arguments.get("num_images_per_prompt") or 1
+        self.prompts = sequence_tokens(self.pipe, arguments)
+        for edit in self.edits:
+            getattr(edit, "check_prompts", lambda ctx: None)(self)

@@ -3,6 +3,8 @@
 >>> with Hooks() as hooks: hooks.output(unet.conv_in, lambda value: value * 0)   # a replacement
 >>> # on exit (also by an exception or Ctrl-C) every hook, processor and patched method is as it was
 """
+import functools
+import inspect
 import signal
 import threading
 from contextlib import contextmanager
@@ -103,6 +105,23 @@ class Hooks:
         original = attn.processor
         attn.set_processor(processor)
         self._undo.append(lambda: attn.set_processor(original))
+
+    def before(self, owner, name: str, fn) -> None:
+        """Call fn(arguments) before each call of the method owner.name: its arguments by name, defaults filled in.
+
+        >>> hooks.before(pipe, "encode_prompt", lambda args: print(args["prompt"]))
+        """
+        def make(original):
+            signature = inspect.signature(original)
+
+            @functools.wraps(original)  # callers may read the signature (retrieve_timesteps does)
+            def call(*args, **kwargs):
+                bound = signature.bind(*args, **kwargs)
+                bound.apply_defaults()  # max_sequence_length and the like, as the method will use them
+                fn(bound.arguments)
+                return original(*args, **kwargs)
+            return call
+        self.patch(owner, name, make)
 
     def patch(self, owner, name: str, make) -> None:
         """owner.name = make(current); the undo restores what the instance held before, or removes ours.
