@@ -1,4 +1,4 @@
-"""Small "what if?" experiments on the intervention API (chapter 12): each runs the pipeline and returns plain
+"""Small "what if?" experiments on the intervention API (chapter 17): each runs the pipeline and returns plain
 numbers, dicts and images, so the notebook only calls and plots.
 
 >>> rows = skip_sweep(pipe, "a red circle on the left")     # one row per skip connection: how far the image moves

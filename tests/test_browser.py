@@ -1,4 +1,4 @@
-"""In a real JupyterLab: chapters 05 and 06 run top to bottom in headless Chromium and their widgets answer a click
+"""In a real JupyterLab: chapters 08 and 08 run top to bottom in headless Chromium and their widgets answer a click
 at 1280x800 with the file browser open; a notebook saved with widgets shows their pictures before running, even
 untrusted. Offline (every request off this machine refused): each widget's export and the book built by
 `sdlab.sh book` stay interactive. Screenshots go to test-artifacts/."""
@@ -25,7 +25,7 @@ from sdlab.widgets.book import build
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium")
-CHAPTERS = {"05": "05_*.ipynb", "06": "06_*.ipynb"}
+CHAPTERS = {"06": "06_*.ipynb", "08": "08_*.ipynb"}
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Debian chromium on PATH (apt-get install chromium)")
 
@@ -51,7 +51,7 @@ def saved_with_widgets(root: Path, random_pipe) -> str:
         data, metadata = widget._repr_mimebundle_()
         cells.append(nbformat.v4.new_code_cell(source, execution_count=len(cells) + 1, outputs=[
             nbformat.v4.new_output("display_data", data=data, metadata=metadata)]))
-    chapter = json.loads(next((ROOT / "notebooks").glob(CHAPTERS["06"])).read_text())  # saved as a chapter is
+    chapter = json.loads(next((ROOT / "notebooks").glob(CHAPTERS["08"])).read_text())  # saved as a chapter is
     metadata = {"kernelspec": dict(chapter["metadata"]["kernelspec"], display_name="Python 3 (ipykernel)"),
                 "language_info": chapter["metadata"]["language_info"]}
     nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=metadata), root / "saved.ipynb")
@@ -172,9 +172,9 @@ def changes_view(page, root: str, act) -> None:
                            timeout=5_000)
 
 
-def test_chapter_05_shape_tracer_fits_the_screen_and_follows_a_click(lab, browser):
+def test_chapter_06_shape_tracer_fits_the_screen_and_follows_a_click(lab, browser):
     url, names = lab
-    page = run_all(open_notebook(browser, url, names["05"]), names["05"])
+    page = run_all(open_notebook(browser, url, names["06"]), names["06"])
     tracer = page.locator(".sdlab-tracer")
     tracer.wait_for(state="visible", timeout=30_000)
     box = tracer.bounding_box()
@@ -193,12 +193,12 @@ def test_chapter_05_shape_tracer_fits_the_screen_and_follows_a_click(lab, browse
     page.screenshot(path=ARTIFACTS / "browser_05_shape_tracer.png")
 
 
-def test_chapter_06_opens_unmodified_and_its_explorer_fits_beside_the_file_browser(lab, browser):
+def test_chapter_08_opens_unmodified_and_its_explorer_fits_beside_the_file_browser(lab, browser):
     url, names = lab
-    page = open_notebook(browser, url, names["06"])
+    page = open_notebook(browser, url, names["08"])
     page.wait_for_timeout(1_000)
     changed_on_open = page.evaluate(f"() => {find(names['06'])}.context.model.dirty")  # asserted last
-    run_all(page, names["06"])
+    run_all(page, names["08"])
     explorer = page.locator(".sdlab-explorer")
     explorer.wait_for(state="visible", timeout=30_000)
     explorer.scroll_into_view_if_needed()

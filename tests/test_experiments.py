@@ -1,4 +1,4 @@
-"""sdlab.experiments: the chapter 12 helpers return plain numbers and dicts, and measure what they say."""
+"""sdlab.experiments: the chapter 17 helpers return plain numbers and dicts, and measure what they say."""
 import numpy as np
 
 from sdlab import edit

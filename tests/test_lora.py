@@ -25,7 +25,7 @@ def test_an_attached_lora_starts_with_b_zero_and_leaves_the_image_bit_identical(
     before, sites = _image(pipe), lora_sites(pipe.unet, rank=4)
     lora.attach(pipe.unet, rank=4)
     trainable, total = lora.count(pipe.unet)
-    assert trainable == sum(s.params for s in sites)  # chapter 09's count, read off shapes, is what peft trains
+    assert trainable == sum(s.params for s in sites)  # chapter 14's count, read off shapes, is what peft trains
     assert 0 < trainable < total / 20
     assert torch.equal(_image(pipe), before)
 
