@@ -81,6 +81,37 @@ def objects(image: np.ndarray) -> dict[str, tuple[str, str]]:
     return {color: thing for color, thing in found.items() if thing is not None}
 
 
+def judge(image: np.ndarray, caption: str) -> dict:
+    """The scene judge as scores of one image against its caption: right (every object's colour, shape and place),
+    colour / shape / position (each for every object), and the first object's colour share, centroid (x, y in
+    [0, 1]) and fill of its bounding box (None where it is absent). A caption outside the scene grammar scores
+    only what is seen.
+
+    >>> judge(image, "a red circle on the left")["right"]          # True when the image shows exactly that
+    """
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    masks = color_masks(image)
+    scores = {"seen": {c: t for c, t in ((c, describe(m)) for c, m in masks.items()) if t is not None}}
+    try:
+        things = things_of(caption)
+    except (KeyError, IndexError):
+        return dict(scores, right=None)
+    found = [describe(masks[t.color]) for t in things]
+    scores["colour"] = all(f is not None for f in found)
+    scores["shape"] = all(f is not None and f[0] == t.shape for f, t in zip(found, things))
+    scores["position"] = all(f is not None and f[1] == t.place for f, t in zip(found, things))
+    scores["right"] = scores["colour"] and scores["shape"] and scores["position"] and len(scores["seen"]) == len(things)
+    ys, xs = np.nonzero(masks[things[0].color])
+    present = len(ys) >= MIN_PIXELS
+    h, w = masks[things[0].color].shape
+    scores["share"] = len(ys) / (h * w)
+    scores["x"] = float(xs.mean() / (w - 1)) if present else None
+    scores["y"] = float(ys.mean() / (h - 1)) if present else None
+    scores["fill"] = float(len(ys) / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1))) if present else None
+    return scores
+
+
 def single_prompts(n: int) -> list[str]:
     """n single-object prompts cycling through every colour x shape x place."""
     every = [caption_of([Thing(c, s, p)]) for c, s, p in itertools.product(COLORS, SHAPES, PLACES)]
