@@ -43,7 +43,8 @@ def targets(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -
     alpha = _per_sample(scheduler.alphas_cumprod, t).sqrt()
     sigma = (1 - _per_sample(scheduler.alphas_cumprod, t)).sqrt()
     s = t.float().view(-1, 1, 1, 1) / scheduler.config.num_train_timesteps
-    return Targets(alpha, sigma, scheduler.add_noise(x0, noise, t), noise, scheduler.get_velocity(x0, noise, t),
+    # v by its definition: not every scheduler has get_velocity (SD 1.5's PNDM has none)
+    return Targets(alpha, sigma, scheduler.add_noise(x0, noise, t), noise, alpha * noise - sigma * x0,
                    (1 - s) * x0 + s * noise, noise - x0, s)
 
 
