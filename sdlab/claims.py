@@ -54,11 +54,12 @@ class Models:
     >>> check_all(models=m)      # the same checks, on an SD 1.5 with one ResNet per down block
     """
 
-    def __init__(self, given: dict[str, Architecture] | None = None, configs: dict[tuple[str, str], dict] | None = None):
+    def __init__(self, given: dict[str, Architecture] | None = None,
+                 configs: dict[tuple[str, str], dict] | None = None):
         self._archs, self._traces, self._configs = dict(given or {}), {}, dict(configs or {})
 
     def config(self, key: str, part: str) -> dict:
-        """A published config that builds no module (the scheduler's), unless given: Models(configs={(key, part): ...})."""
+        """A published config that builds no module (the scheduler's), unless given in Models(configs=...)."""
         return self._configs.get((key, part)) or _read(key, part)
 
     def arch(self, key: str) -> Architecture:
@@ -544,7 +545,8 @@ def _vae_u(m: Models) -> Verdict:
     return Verdict(downs > 0 and ups > 0 and sides[1] < sides[0] == sides[2],
                    f"{downs} Downsample2D take the encoder from {sides[0]} to {sides[1]} pixels, {ups} Upsample2D take "
                    f"the decoder back to {sides[2]}; unlike the UNet, no skip is concatenated "
-                   f"({'each' if all(ins) else 'not every'} decoder block's first ResNet takes only what the block got)")
+                   f"({'each' if all(ins) else 'not every'} decoder block's first ResNet takes only what the block "
+                   f"got)")
 
 
 @claim("middle-at-320x64", "002", "sd15", "The down, mid and up blocks start from conv_in's 1x320x64x64 and hand "
@@ -607,7 +609,8 @@ def _dit_time(m: Models) -> Verdict:
     emb, mods = _shape(t, "transformer.time_text_embed"), [first_shape(r.outputs) for r in _ending(t, ".norm1.linear")]
     text_mods = [first_shape(r.outputs)[-1] for r in _ending(t, ".norm1_context.linear")]
     full = text_mods.count(mods[0][-1])
-    rest = [f"{b} ({w // emb[-1]} x {emb[-1]}: shift and scale only)" for b, w in enumerate(text_mods) if w != mods[0][-1]]
+    rest = [f"{b} ({w // emb[-1]} x {emb[-1]}: shift and scale only)" for b, w in enumerate(text_mods)
+            if w != mods[0][-1]]
     unet = _shape(m.trace("sd15"), "unet.down_blocks.0.resnets.0.time_emb_proj")
     return Verdict(not mods, f"time_text_embed (timestep + pooled text) -> {_fmt(emb)}; in each of the {len(mods)} "
                    f"blocks norm1.linear turns it into {_fmt(mods[0])} = {mods[0][-1] // emb[-1]} x {emb[-1]}: shift, "
@@ -779,8 +782,9 @@ def _cross_768(m: Models) -> Verdict:
 def _first_down(m: Models) -> Verdict:
     t = m.trace("sd15")
     kind = t.get("unet.down_blocks.0").type
-    return Verdict(kind == "DownBlock2D", f"down_blocks.0 is a {kind} ({_fmt(_shape(t, 'unet.down_blocks.0', 'inputs'))}"
-                   f" -> {_fmt(_shape(t, 'unet.down_blocks.0'))}); DownBlock2D has no attention and takes no "
+    block = (_shape(t, "unet.down_blocks.0", "inputs"), _shape(t, "unet.down_blocks.0"))
+    return Verdict(kind == "DownBlock2D", f"down_blocks.0 is a {kind} ({_fmt(block[0])} -> {_fmt(block[1])}); "
+                   f"DownBlock2D has no attention and takes no "
                    f"cross_attention_dim: only down_blocks.3 is one")
 
 

@@ -32,6 +32,7 @@ def random_tiny(folder: Path, seed: int = 0) -> Path:
         tokenizer=tiny.tokenizer,
         unet=UNet2DConditionModel.from_config({**tiny.unet.config, "block_out_channels": UNET_WIDTHS,
                                                "cross_attention_dim": TEXT_WIDTH}),
-        scheduler=published_scheduler("sd15"), safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        scheduler=published_scheduler("sd15"), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False)
     pipe.save_pretrained(folder)
     return Path(folder)

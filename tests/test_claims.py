@@ -89,7 +89,7 @@ DOCTORED = {  # claim that holds -> an SD whose architecture differs exactly whe
     "dit-patch-io": lambda: claims.doctored("sd3", transformer={"out_channels": 32}),
     "vae-u-shaped": lambda: claims.doctored("sd15", vae=ONE_BLOCK_VAE),
     "middle-at-320x64": lambda: claims.doctored("sd15", unet=WIDER),
-    "config-training-settings": lambda: claims.Models(configs={("sd15", "scheduler"): {"_class_name": "PNDMScheduler"}}),
+    "config-training-settings": lambda: claims.Models(configs={("sd15", "scheduler"): {"_class_name": "DDIM"}}),
     "mmdit-clip-77": lambda: claims.Models({"sd3": architecture("pixart")}),  # a DiT whose text is T5's alone
     "time-fused-with-text-sdxl": lambda: claims.doctored("sdxl", unet={"addition_embed_type": None}),
     "vae-conv-norm-out": lambda: claims.doctored("sd15", vae={"norm_num_groups": 16}),
@@ -163,8 +163,9 @@ def test_measured_values_of_the_wrong_notes(results):
     assert "encoder [2, 2, 2, 2], decoder [3, 3, 3, 3]" in measured["vae-strictly-symmetric"]
     assert "3 Downsample2D take the encoder from 512 to 64 pixels, 3 Upsample2D take the decoder back to 512; " \
            "unlike the UNet, no skip is concatenated" in measured["vae-u-shaped"]
-    assert "It holds for SDXL, which adds pooled text + size ids through add_embedding (1x2816 -> 1x1280), and for " \
-           "SD3, whose time_text_embed reads timestep 1 and pooled_projection 1x2048" in measured["time-fused-with-text"]
+    assert "It holds for SDXL, which adds pooled text + size ids through add_embedding (1x2816 -> 1x1280), and " \
+           "for SD3, whose time_text_embed reads timestep 1 and pooled_projection 1x2048" in \
+        measured["time-fused-with-text"]
     assert "learning rate or optimiser: none; the training noise schedule: scheduler.num_train_timesteps 1000" in \
         measured["config-training-settings"]
     assert "320->320" in measured["samplers-change-channels"]
@@ -179,7 +180,8 @@ def test_measured_values_of_the_wrong_notes(results):
     assert "text stream in 23 blocks, and in block 23 (2 x 1536: shift and scale only)" in measured["dit-time-added"]
     assert "context_embedder -> 1x333x1536, the width of the image tokens 1x4096x1536" in measured["mmdit-clip-77"]
     assert "a GEGLU feed-forward follows the cross-attention" in measured["transformer-block-order"]
-    assert "cos first" in measured["timestep-sin-cos"] and "it interpolates first" in measured["up-conv-then-interpolate"]
+    assert "cos first" in measured["timestep-sin-cos"]
+    assert "it interpolates first" in measured["up-conv-then-interpolate"]
     assert "1280 -> 1280, 1280 -> 1280, 1280 -> 640, 640 -> 320" in measured["up1-to-640"]
     assert "SD3's denoiser is SD3Transformer2DModel with 0 skips" in measured["sd-backbone-unet"]
     assert "DownBlock2D with no attention; every attn1 attends over whole grids of [1024, 4096]" in \

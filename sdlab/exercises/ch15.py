@@ -5,7 +5,8 @@ from . import exercise
 
 
 @exercise("15.lora-params", "How many parameters does a rank-4 LoRA add beside this UNet's "
-          "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q?", "A is rank x in_features, B out_features x rank")
+          "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q?",
+          "A is rank x in_features, B out_features x rank")
 def _lora_params(answer, pipe) -> bool:
     layer = pipe.unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_q
     return answer == 4 * (layer.in_features + layer.out_features)
