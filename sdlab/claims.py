@@ -3,6 +3,7 @@
 >>> for result in check_all(): print(result)
 holds [unet-io, sd15, 002_3bd5a5e4a52c0a2b.txt] The UNet takes a 1x4x64x64 latent ...
 """
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,8 +54,13 @@ class Models:
     >>> check_all(models=m)      # the same checks, on an SD 1.5 with one ResNet per down block
     """
 
-    def __init__(self, given: dict[str, Architecture] | None = None):
-        self._archs, self._traces = dict(given or {}), {}
+    def __init__(self, given: dict[str, Architecture] | None = None,
+                 configs: dict[tuple[str, str], dict] | None = None):
+        self._archs, self._traces, self._configs = dict(given or {}), {}, dict(configs or {})
+
+    def config(self, key: str, part: str) -> dict:
+        """A published config that builds no module (the scheduler's), unless given in Models(configs=...)."""
+        return self._configs.get((key, part)) or _read(key, part)
 
     def arch(self, key: str) -> Architecture:
         if key not in self._archs:
@@ -270,15 +276,17 @@ def _cross_shapes(m: "Models") -> Verdict:
                    f"self-attention weights {_fmt(weights)} per image")
 
 
-def _text_width(m: "Models", key: str) -> Verdict:
-    widths = sorted({r.inputs["encoder_hidden_states"][-1] for r in m.trace(key).select(component="unet")
-                     if r.path.endswith("attn2")})
-    return Verdict(widths == [1024], f"every attn2 reads encoder_hidden_states of width {widths}")
+def _text_widths(m: "Models", key: str) -> list[int]:
+    return sorted({r.inputs["encoder_hidden_states"][-1] for r in m.trace(key).select(component="unet")
+                   if r.path.endswith("attn2")})
 
 
-TEXT_1024 = "Cross-attention keys and values come from 1024-wide text states."
-claim("sd15-text-1024", "000", "sd15", TEXT_1024)(lambda m: _text_width(m, "sd15"))
-claim("sd21-text-1024", "000", "sd21", TEXT_1024)(lambda m: _text_width(m, "sd21"))
+@claim("sd21-text-1024", "000", "sd21", "Cross-attention keys and values come from 1024-wide text states (the note "
+       "names no model; SD 2.x's OpenCLIP fits).")
+def _text_1024(m: "Models") -> Verdict:
+    widths = _text_widths(m, "sd21")
+    return Verdict(widths == [1024], f"every SD 2.1 attn2 reads encoder_hidden_states of width {widths}; "
+                   f"SD 1.5's read width {_text_widths(m, 'sd15')}")
 
 
 @claim("attention-quadratic", "004", "sd15", "Self-attention cost grows as O(N^2) in the number of pixels N, "
@@ -467,10 +475,24 @@ def _time_text(m: Models) -> Verdict:
     time_in = _shape(m.trace("sd15"), "unet.time_embedding", "inputs")
     xl = m.trace("sdxl").get("unet.add_embedding")
     fused = m.unet("sd15").config.addition_embed_type
+    sd3 = m.trace("sd3").get("transformer.time_text_embed").inputs
     return Verdict(fused is not None, f"SD 1.5: time_embedding reads only time_proj's {_fmt(time_in)}; text reaches "
                    f"the UNet only through {sorted(readers)} (cross-attention); addition_embed_type is {fused}. "
-                   f"SDXL adds pooled text + size ids through add_embedding "
-                   f"({_fmt(first_shape(xl.inputs))} -> {_fmt(first_shape(xl.outputs))})")
+                   f"It holds for SDXL, which adds pooled text + size ids through add_embedding "
+                   f"({_fmt(first_shape(xl.inputs))} -> {_fmt(first_shape(xl.outputs))}), and for SD3, whose "
+                   f"time_text_embed reads {' and '.join(f'{k} {_fmt(v)}' for k, v in sd3.items())}")
+
+
+@claim("time-fused-with-text-sdxl", "001", "sdxl", "The time embedding is fused with the text embedding before it "
+       "conditions the UNet (on SDXL).")
+def _time_text_sdxl(m: Models) -> Verdict:
+    t, unet = m.trace("sdxl"), m.unet("sdxl")
+    added = [r for r in t.select(component="unet") if r.path == "add_embedding"]
+    return Verdict(unet.config.addition_embed_type == "text_time" and bool(added),
+                   f"addition_embed_type {unet.config.addition_embed_type!r}: "
+                   + (f"add_embedding turns pooled text + size ids {_fmt(first_shape(added[0].inputs))} into "
+                      f"{_fmt(first_shape(added[0].outputs))}, added to time_embedding's "
+                      f"{_fmt(_shape(t, 'unet.time_embedding'))}" if added else "no add_embedding runs"))
 
 
 @claim("single-file-manual", "001", "sdxl", "A lone SDXL .safetensors file cannot be loaded as a pipeline without "
@@ -492,39 +514,51 @@ def _single_file(m: Models) -> Verdict:
                    f"(convert_ldm_unet_checkpoint and its VAE and CLIP twins)")
 
 
-@claim("config-training-settings", "001", "sd15", "A model's config files also hold training settings such as the "
-       "learning rate and optimiser.")
+OPTIMISER_WORDS = ("learning", "lr", "optim", "adam", "momentum", "weight_decay")
+SCHEDULE_WORDS = ("num_train_timesteps", "beta_", "prediction_type")  # the noise schedule the model was trained on
+
+
+@claim("config-training-settings", "001", "sd15", "A model's config files may also hold training settings (the note's "
+       "examples: learning rate, optimiser).")
 def _config_training(m: Models) -> Verdict:
-    arch = m.arch("sd15")
-    keys = {part: list(module.config.to_dict() if hasattr(module.config, "to_dict") else module.config)
-            for part, module in arch.components.items()}
-    found = [f"{part}.{k}" for part, ks in keys.items() for k in ks
-             if any(w in k.lower() for w in ("learning", "lr", "optim", "adam", "momentum", "weight_decay"))]
-    return Verdict(bool(found), f"{sum(map(len, keys.values()))} config keys in {', '.join(keys)}; training "
-                   f"settings among them: {found or 'none'} (they are architecture only)")
+    configs = {part: module.config.to_dict() if hasattr(module.config, "to_dict") else dict(module.config)
+               for part, module in m.arch("sd15").components.items()}
+    configs["scheduler"] = m.config("sd15", "scheduler")
+    keys = [f"{part}.{k}" for part, config in configs.items() for k in config]
+    optimiser = [k for k in keys if any(w in k.split(".")[1].lower() for w in OPTIMISER_WORDS)]
+    schedule = [f"{k} {configs['scheduler'][k.split('.')[1]]}" for k in keys if k.startswith("scheduler.")
+                and any(w in k for w in SCHEDULE_WORDS)]
+    return Verdict(bool(optimiser or schedule), f"{len(keys)} config keys in {', '.join(configs)}; learning rate or "
+                   f"optimiser: {optimiser or 'none'}; the training noise schedule: {', '.join(schedule) or 'none'}")
 
 
-@claim("vae-u-shaped", "000", "sd15", "The VAE is U-shaped like the UNet: its decoder takes back the encoder's "
-       "features.")
+@claim("vae-u-shaped", "000", "sd15", "Like the UNet, the VAE is U-shaped in the note's sense (down + up "
+       "sampling): its encoder samples down and its decoder back up.")
 def _vae_u(m: Models) -> Verdict:
     t = m.trace("sd15")
-    ins = [(f"up_blocks.{i}", _shape(t, f"vae.decoder.up_blocks.{i}", "inputs")[1],
-            _shape(t, f"vae.decoder.up_blocks.{i}.resnets.0", "inputs")[1]) for i in range(4)]
-    concat = [name for name, block_in, resnet_in in ins if resnet_in != block_in]
-    decoder_in = t.get("vae.decoder").inputs
-    return Verdict(bool(concat), f"vae.decoder gets only {_fmt(first_shape(decoder_in))}; each decoder up block's "
-                   f"first ResNet takes exactly the channels the block got ({', '.join(str(i) for _, i, _ in ins)}): "
-                   f"no skip is concatenated")
+    sides = [_shape(t, name, side)[-1] for name, side in (("vae.encoder", "inputs"), ("vae.encoder", "outputs"),
+                                                          ("vae.decoder", "outputs"))]
+    downs, ups = (sum(r.type == kind for r in t.select(component="vae")) for kind in ("Downsample2D", "Upsample2D"))
+    blocks = len(m.arch("sd15").components["vae"].decoder.up_blocks)
+    ins = [_shape(t, f"vae.decoder.up_blocks.{i}", "inputs")[1] == _shape(t, f"vae.decoder.up_blocks.{i}.resnets.0",
+                                                                            "inputs")[1] for i in range(blocks)]
+    return Verdict(downs > 0 and ups > 0 and sides[1] < sides[0] == sides[2],
+                   f"{downs} Downsample2D take the encoder from {sides[0]} to {sides[1]} pixels, {ups} Upsample2D take "
+                   f"the decoder back to {sides[2]}; unlike the UNet, no skip is concatenated "
+                   f"({'each' if all(ins) else 'not every'} decoder block's first ResNet takes only what the block "
+                   f"got)")
 
 
-@claim("middle-at-320x64", "002", "sd15", "Between conv_in and conv_out, the down, mid and up blocks all work at "
-       "1x320x64x64.")
+@claim("middle-at-320x64", "002", "sd15", "The down, mid and up blocks start from conv_in's 1x320x64x64 and hand "
+       "conv_out 1x320x64x64 again; the note's tables show the sizes changing in between.")
 def _middle_320(m: Models) -> Verdict:
     t = m.trace("sd15")
     names = [f"down_blocks.{i}" for i in range(4)] + ["mid_block"] + [f"up_blocks.{i}" for i in range(4)]
+    ends = [_shape(t, "unet.down_blocks.0", "inputs"), _shape(t, "unet.conv_out", "inputs")]
     outs = [_shape(t, f"unet.{n}") for n in names]
-    return Verdict(all(o == [1, 320, 64, 64] for o in outs),
-                   "block outputs " + ", ".join(f"{n} {_fmt(o)}" for n, o in zip(names, outs)))
+    return Verdict(ends == [[1, 320, 64, 64]] * 2 and any(o != ends[0] for o in outs),
+                   f"down_blocks.0 gets {_fmt(ends[0])}, conv_out gets {_fmt(ends[1])}; block outputs in between "
+                   + ", ".join(f"{n} {_fmt(o)}" for n, o in zip(names, outs)))
 
 
 @claim("vae-strictly-symmetric", "003", "sd15", "The VAE decoder mirrors the encoder strictly, block for block.")
@@ -573,13 +607,16 @@ def _dit_encoder_decoder(m: Models) -> Verdict:
 def _dit_time(m: Models) -> Verdict:
     t = m.trace("sd3")
     emb, mods = _shape(t, "transformer.time_text_embed"), [first_shape(r.outputs) for r in _ending(t, ".norm1.linear")]
-    text_mods = _ending(t, ".norm1_context.linear")
+    text_mods = [first_shape(r.outputs)[-1] for r in _ending(t, ".norm1_context.linear")]
+    full = text_mods.count(mods[0][-1])
+    rest = [f"{b} ({w // emb[-1]} x {emb[-1]}: shift and scale only)" for b, w in enumerate(text_mods)
+            if w != mods[0][-1]]
     unet = _shape(m.trace("sd15"), "unet.down_blocks.0.resnets.0.time_emb_proj")
     return Verdict(not mods, f"time_text_embed (timestep + pooled text) -> {_fmt(emb)}; in each of the {len(mods)} "
                    f"blocks norm1.linear turns it into {_fmt(mods[0])} = {mods[0][-1] // emb[-1]} x {emb[-1]}: shift, "
-                   f"scale and gate for attention and MLP (adaLN-Zero modulation, not a sum), and norm1_context.linear "
-                   f"does the same for the text stream in {len(text_mods)}; SD 1.5's UNet instead adds time_emb_proj's "
-                   f"{_fmt(unet)} to the features in every ResNet")
+                   f"scale and gate for attention and MLP (adaLN-Zero modulation, not a sum); norm1_context.linear "
+                   f"does the same for the text stream in {full} blocks, and in block {', '.join(rest) or 'none'}; "
+                   f"SD 1.5's UNet instead adds time_emb_proj's {_fmt(unet)} to the features in every ResNet")
 
 
 def _joint_softmax(m: Models) -> tuple[tuple[int, ...], int]:
@@ -622,16 +659,19 @@ def _mmdit_queries(m: Models) -> Verdict:
                    f"tokens do too (add_q_proj, add_k_proj, add_v_proj on {shapes[1]}): both sides supply queries")
 
 
-@claim("mmdit-clip-77", "004", "sd3", "MMDiT's text condition is a CLIP text encoder's 77 token states, projected to "
-       "the image tokens' width.")
+@claim("mmdit-clip-77", "004", "sd3", "MMDiT's text condition is a text encoder's token states (the note's example: "
+       "CLIP's 77), projected to the image tokens' width.")
 def _mmdit_text(m: Models) -> Verdict:
-    t = m.trace("sd3")
-    states, width = t.get("transformer").inputs["encoder_hidden_states"], _shape(t, "transformer.context_embedder")
-    encoders = [f"{t.get(name).type} {t.get(name).inputs['input_ids'][1]}" for name in
-                ("text_encoder", "text_encoder_2", "text_encoder_3")]
-    return Verdict(states[1] == 77, f"the transformer reads {_fmt(states)} text states from {', '.join(encoders)} "
-                   f"tokens (the two CLIPs side by side, zero-padded to T5's width, then T5's tokens after them); "
-                   f"context_embedder -> {_fmt(width)}")
+    t, components = m.trace("sd3"), m.arch("sd3").components
+    projection = next(n for n in ("context_embedder", "caption_projection") if hasattr(components["transformer"], n))
+    states, width = t.get("transformer").inputs["encoder_hidden_states"], _shape(t, f"transformer.{projection}")
+    image = _shape(t, "transformer.pos_embed")
+    encoders = [f"{t.get(name).type} {t.get(name).inputs['input_ids'][1]}" for name in components
+                if name.startswith("text_encoder")]
+    return Verdict(width[-1] == image[-1] and any(e.startswith("CLIP") for e in encoders),
+                   f"the transformer reads {_fmt(states)} text states from {', '.join(encoders)} tokens (the two "
+                   f"CLIPs side by side, zero-padded to T5's width, then T5's tokens after them); {projection} -> "
+                   f"{_fmt(width)}, the width of the image tokens {_fmt(image)}")
 
 
 @claim("sd3-epsilon-loss", "004", "sd3", "An MMDiT such as SD3 trains like DiT: an L2 loss between the added noise "
@@ -653,6 +693,199 @@ def _sd3_loss(m: Models) -> Verdict:
                    f"the straight path (1 - s) x0 + s noise lands this far off it when the model outputs "
                    + ", ".join(f"{k} {v:.1g}" if v > 1e-5 else f"{k} 0 (float rounding)" for k, v in misses.items())
                    + ": it samples a flow, so SD3 learnt the velocity noise - x0 (flow matching), not the noise")
+
+
+def _norm_out(module: torch.nn.Module) -> str:
+    return f"GroupNorm({module.conv_norm_out.num_groups}, {module.conv_norm_out.num_channels})"
+
+
+@claim("vae-conv-norm-out", "000", "sd15", "The VAE encoder ends in GroupNorm(32, 512), SiLU, conv_out 512 -> 8; the "
+       "decoder in GroupNorm(32, 128), SiLU, conv_out 128 -> 3.")
+def _vae_norm_out(m: Models) -> Verdict:
+    vae = m.arch("sd15").components["vae"]
+    seen = [(_norm_out(part), part.conv_out.in_channels, part.conv_out.out_channels) for part in (vae.encoder,
+                                                                                                   vae.decoder)]
+    return Verdict(seen == [("GroupNorm(32, 512)", 512, 8), ("GroupNorm(32, 128)", 128, 3)],
+                   "; ".join(f"{side}: {norm}, conv_out {a} -> {b}" for side, (norm, a, b) in
+                             zip(("encoder", "decoder"), seen)))
+
+
+@claim("vae-mid-attention", "000", "sd15", "The VAE encoder's mid block (UNetMidBlock2D) holds one self-attention on "
+       "512 channels between 2 ResNets, and the decoder's mid block is the same.")
+def _vae_mid(m: Models) -> Verdict:
+    t = m.trace("sd15")
+    order = {side: _children(t, "vae", f"{side}.mid_block") for side in ("encoder", "decoder")}
+    width = {side: _shape(t, f"vae.{side}.mid_block.attentions.0", "inputs")[1] if "attentions.0" in calls else None
+             for side, calls in order.items()}
+    return Verdict(all(calls == ["resnets.0", "attentions.0", "resnets.1"] for calls in order.values())
+                   and set(width.values()) == {512},
+                   "; ".join(f"{side}.mid_block calls {_arrow(calls)} on {width[side]} channels"
+                             for side, calls in order.items()))
+
+
+@claim("up-conv-then-interpolate", "000", "sd15", "In the cross-attention up blocks, Upsample2D runs its convolution "
+       "first, then interpolates.")
+def _up_order(m: Models) -> Verdict:
+    t = m.trace("sd15")
+    record = next(r for r in t.select(component="unet") if r.type == "Upsample2D" and "up_blocks.1" in r.path)
+    x = torch.randn(1, record.inputs["hidden_states"][1], 4, 4)
+    seen = conv_input(m.unet("sd15").get_submodule(record.path), x)
+    return Verdict(seen.shape[-1] == x.shape[-1], f"{record.path}'s conv gets a {seen.shape[-2]}x{seen.shape[-1]} map "
+                   f"for a 4x4 input: it interpolates first, then convolves")
+
+
+@claim("up1-to-640", "000", "sd15", "Up block 1 lowers the channels from 1280 to 640 (and blocks 2-3 to 320).")
+def _up1(m: Models) -> Verdict:
+    t = m.trace("sd15")
+    pairs = [(_shape(t, f"unet.up_blocks.{i}", "inputs")[1], _shape(t, f"unet.up_blocks.{i}")[1]) for i in range(4)]
+    return Verdict(pairs[1] == (1280, 640), "up blocks take -> return " + ", ".join(f"{a} -> {b}" for a, b in pairs)
+                   + " channels: the first ResNet of each block takes the previous block's output plus a skip")
+
+
+@claim("timestep-sin-cos", "001", "sd15", "The timestep code is [sin, cos] of t * exp(-ln(10000) k / (half - 1)), "
+       "k = 0 .. half - 1.")
+def _timestep_code(m: Models) -> Verdict:
+    unet = m.unet("sd15")
+    t, half = torch.tensor([1.0, 500.0]), unet.config.block_out_channels[0] // 2
+    angles = t[:, None] * torch.exp(-math.log(10000) * torch.arange(half) / (half - 1))[None]
+    note = torch.cat([angles.sin(), angles.cos()], -1)
+    seen = unet.time_proj(t)
+    return Verdict(torch.allclose(seen, note, atol=1e-5), f"time_proj (flip_sin_to_cos "
+                   f"{unet.config.flip_sin_to_cos}, freq_shift {unet.config.freq_shift}) puts cos first and divides "
+                   f"by half - {unet.config.freq_shift}: its code differs from the note's by up to "
+                   f"{(seen - note).abs().max().item():.2f}")
+
+
+@claim("unet-conv-norm-out", "001", "sd15", "The UNet ends in GroupNorm(32, 320), SiLU and conv_out 320 -> 4 (3x3).")
+def _unet_norm_out(m: Models) -> Verdict:
+    unet = m.unet("sd15")
+    conv = unet.conv_out
+    seen = (_norm_out(unet), type(unet.conv_act).__name__, conv.in_channels, conv.out_channels, conv.kernel_size)
+    return Verdict(seen == ("GroupNorm(32, 320)", "SiLU", 320, 4, (3, 3)),
+                   f"{seen[0]}, {seen[1]}, conv_out {seen[2]} -> {seen[3]} {seen[4]}")
+
+
+@claim("cross-attention-dim-768", "001", "sd15", "Cross-attention keys and values read CLIP's 768-wide text states "
+       "(cross_attention_dim 768), in the mid block as in the down and up blocks.")
+def _cross_768(m: Models) -> Verdict:
+    t, unet = m.trace("sd15"), m.unet("sd15")
+    widths = {name.split(".")[0]: unet.get_submodule(name).to_k.in_features for name, _ in unet.named_modules()
+              if name.endswith("attn2")}
+    text = first_shape(t.get("text_encoder").outputs)[-1]
+    return Verdict(set(widths.values()) == {768} and text == 768 and "mid_block" in widths,
+                   f"attn2.to_k reads width {sorted(set(widths.values()))} in {', '.join(sorted(widths))}; "
+                   f"the text encoder returns width {text}")
+
+
+@claim("first-down-block", "001", "sd15", "The first down block is a DownBlock2D (320 -> 320 channels) given "
+       "cross_attention_dim 768.")
+def _first_down(m: Models) -> Verdict:
+    t = m.trace("sd15")
+    kind = t.get("unet.down_blocks.0").type
+    block = (_shape(t, "unet.down_blocks.0", "inputs"), _shape(t, "unet.down_blocks.0"))
+    return Verdict(kind == "DownBlock2D", f"down_blocks.0 is a {kind} ({_fmt(block[0])} -> {_fmt(block[1])}); "
+                   f"DownBlock2D has no attention and takes no "
+                   f"cross_attention_dim: only down_blocks.3 is one")
+
+
+@claim("down-channels", "001", "sd15", "Typically 4 down blocks, their channels rising 320 -> 640 -> 1280 -> 1280, "
+       "with a 1280-wide time embedding.")
+def _down_channels(m: Models) -> Verdict:
+    t = m.trace("sd15")
+    widths = [_shape(t, f"unet.down_blocks.{i}")[1] for i in range(len(m.unet("sd15").down_blocks))]
+    temb = _shape(t, "unet.time_embedding")[-1]
+    return Verdict(widths == [320, 640, 1280, 1280] and temb == 1280,
+                   f"down blocks return {widths} channels; time_embedding -> {temb}")
+
+
+@claim("lora-targets", "001", "sd15", "LoRA with target_modules to_k, to_q, to_v, to_out.0 and init 'gaussian' "
+       "puts two low-rank matrices A, B beside each attention projection; B starts at zero, so nothing changes yet.")
+def _lora_targets(m: Models) -> Verdict:
+    from peft import LoraConfig, inject_adapter_in_model
+
+    from .lessons import LORA_TARGETS, lora_sites
+
+    unet = m.unet("sd15")
+    attentions = [name for name, module in unet.named_modules() if type(module).__name__ == "Attention"]
+    sites = lora_sites(unet, rank=4)
+    attn = copy.deepcopy(unet.get_submodule(sites[0].path.rsplit(".", 1)[0])).to_empty(device="cpu") if sites else None
+    if attn is None:
+        return Verdict(False, f"no {', '.join(LORA_TARGETS)} among {len(attentions)} attention layers")
+    config = LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=list(LORA_TARGETS))
+    adapted = inject_adapter_in_model(config, attn)
+    b = [p for n, p in adapted.named_parameters() if "lora_B" in n]
+    a = [p for n, p in adapted.named_parameters() if "lora_A" in n]
+    zero = all(not p.any() for p in b) and all(p.any() for p in a)
+    return Verdict(len(sites) == 4 * len(attentions) > 0 and zero,
+                   f"{len(sites)} projections in {len(attentions)} attention layers; on one, peft adds "
+                   f"{len(a)} A and {len(b)} B matrices, B {'all zero' if zero else 'not zero'}")
+
+
+def _block_calls(t: Trace, component: str, path: str) -> list[str]:
+    """The direct children a block calls, in order."""
+    depth = path.count(".") + 1
+    return [r.path.split(".")[-1] for r in t.select(component=component, path=path) if r.path.count(".") == depth]
+
+
+@claim("transformer-block-order", "003", "sd15", "A transformer block of SD's UNet is self-attention then "
+       "cross-attention, each with a residual add, and nothing else.")
+def _transformer_block(m: Models) -> Verdict:
+    calls = _block_calls(m.trace("sd15"), "unet", "down_blocks.0.attentions.0.transformer_blocks.0")
+    block = m.unet("sd15").down_blocks[0].attentions[0].transformer_blocks[0]
+    ff = type(block.ff.net[0]).__name__ if "ff" in calls else "none"
+    return Verdict(calls == ["attn1", "attn2"], f"transformer_blocks.0 calls {_arrow(calls)}: a {ff} feed-forward "
+                   f"follows the cross-attention, each part after its own LayerNorm")
+
+
+@claim("cross-attention-linear", "003", "sd15", "Cross-attention costs O(N x M): linear in the N pixels for M text "
+       "tokens, where self-attention is O(N^2).")
+def _cross_linear(m: Models) -> Verdict:
+    attn = m.unet("sd15").down_blocks[0].attentions[0].transformer_blocks[0].attn2
+    width, text = attn.to_q.in_features, attn.to_k.in_features
+    cost = {(n, k): flops(attn, torch.zeros(1, n, width, device="meta"), torch.zeros(1, k, text, device="meta"))
+            for n, k in ((1024, 77), (4096, 77), (4096, 154))}
+    in_n = math.log(cost[4096, 77] / cost[1024, 77]) / math.log(4)
+    in_m = cost[4096, 154] / cost[4096, 77]
+    return Verdict(in_n < 1.05, f"attn2 FLOPs grow as N^{in_n:.2f} from 1024 to 4096 pixels at 77 text tokens, and "
+                   f"x{in_m:.2f} when the text doubles to 154 tokens")
+
+
+@claim("sd-backbone-unet", "004", "sd3", "Stable Diffusion's backbone is still a U-Net.")
+def _backbone(m: Models) -> Verdict:
+    t = m.trace("sd3")
+    denoiser = t.get("transformer").type
+    return Verdict(denoiser.startswith("UNet"), f"SD3's denoiser is {denoiser} with {len(t.ledger())} skips; the "
+                   f"U-Net holds for SD 1.x, 2.x and SDXL ({m.trace('sdxl').get('unet').type})")
+
+
+@claim("sdxl-window-attention", "004", "sdxl", "The improved SD puts window attention in the UNet's high-resolution "
+       "feature maps.")
+def _window(m: Models) -> Verdict:
+    t = m.trace("sdxl")
+    first = t.get("unet.down_blocks.0").type
+    attn1 = [r for r in t.select(component="unet") if r.path.endswith("attn1")]
+    tokens = sorted({r.inputs["hidden_states"][1] for r in attn1})
+    grids = sorted({math.prod(_shape(t, f"unet.down_blocks.{i}", "inputs")[2:]) for i in range(3)})
+    return Verdict(grids[-1] in tokens, f"SDXL's down_blocks.0 ({grids[-1]} pixels) is a {first} with no attention; "
+                   f"every attn1 attends over whole grids of {tokens} tokens (global, not windows)")
+
+
+@claim("dit-post-norm", "004", "sd3", "A DiT block adds the residual and then normalises (residual + LayerNorm) "
+       "after attention and after the MLP.")
+def _post_norm(m: Models) -> Verdict:
+    calls = _block_calls(m.trace("sd3"), "transformer", "transformer_blocks.0")
+    image = [c for c in calls if not c.endswith("_context")]
+    return Verdict(image.index("norm1") > image.index("attn"), f"transformer_blocks.0 calls {_arrow(calls)}: "
+                   f"each norm runs before the attention or MLP it modulates (pre-norm, adaLN)")
+
+
+@claim("dit-mlp-4x", "004", "sd3", "The MLP in a DiT block widens the tokens 4x, then brings them back.")
+def _mlp_4x(m: Models) -> Verdict:
+    t = m.trace("sd3")
+    widths = sorted({(first_shape(r.inputs)[-1], _shape(t, f"transformer.{r.path}.net.0")[-1])
+                     for r in _ending(t, ".ff")})
+    return Verdict(all(hidden == 4 * width for width, hidden in widths),
+                   "ff width -> hidden: " + ", ".join(f"{a} -> {b} ({b / a:g}x)" for a, b in widths))
 
 
 def check_all(ids: list[str] | None = None, models: Models | None = None) -> list[Result]:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import SdlabError
-from .objectives import scene_latents, targets
+from .objectives import epsilon_from_v, scene_latents, targets
 from .tiny.scenes import make_scene
 
 # on meta, F.scaled_dot_product_attention runs as two bmm (QK^T, then P V); every Linear is an addmm or mm
@@ -86,7 +86,7 @@ def training_losses(unet_pipe, mmdit_pipe, seeds, timestep: int) -> dict:
     target = targets(unet_pipe.scheduler, x0, noise, t)
     text = unet_pipe.encode_prompt(captions, "cpu", 1, False)[0]
     v = unet_pipe.unet(target.noisy, t, encoder_hidden_states=text).sample
-    epsilon = target.alpha * v + target.sigma * target.noisy  # v = alpha eps - sigma x0 and noisy = alpha x0 + sigma eps
+    epsilon = epsilon_from_v(target, v)  # so the epsilon loss is alpha^2 x the v loss, not a second measurement
     hidden, _, pooled, _ = mmdit_pipe.encode_prompt(captions, captions, None, do_classifier_free_guidance=False)
     flow = mmdit_pipe.transformer(target.flow_noisy, hidden, pooled, t.float()).sample  # s = t / 1000, as it trains
     pairs = {"epsilon": (epsilon, target.epsilon), "v": (v, target.v), "flow": (flow, target.flow)}

@@ -232,6 +232,7 @@ class Recipe:
     timestep_spacing: str
     terminal_snr: float  # alpha_bar / (1 - alpha_bar) at the last training timestep: 0 means pure noise there
     timesteps: list[int]  # the timesteps of a `steps`-step run
+    first_snr: float  # alpha_bar / (1 - alpha_bar) at the run's first timestep: what the first step starts from
 
 
 def sampling_recipe(scheduler, steps: int) -> Recipe:
@@ -241,9 +242,10 @@ def sampling_recipe(scheduler, steps: int) -> Recipe:
     """
     fresh = type(scheduler).from_config(scheduler.config)
     fresh.set_timesteps(steps)
-    abar = fresh.alphas_cumprod[-1].item()
+    timesteps = [int(t) for t in fresh.timesteps]
+    last, first = (fresh.alphas_cumprod[t].item() for t in (-1, timesteps[0]))
     return Recipe(type(fresh).__name__, fresh.config.prediction_type, fresh.config.timestep_spacing,
-                  abar / (1 - abar), [int(t) for t in fresh.timesteps])
+                  last / (1 - last), timesteps, first / (1 - first))
 
 
 def published_scheduler(key: str):

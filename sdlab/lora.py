@@ -76,7 +76,8 @@ def train(pipe, folder: str | Path, steps: int = 400, batch: int = 16, rank: int
           scenes: int = 512, seed: int = 0) -> Trained:
     """Train a LoRA on the UNet's attention projections (everything else frozen) and save it in diffusers' format.
 
-    The loss is sdlab-tiny's own: v-prediction MSE on its scheduler, 10% of captions dropped to "" for guidance.
+    The loss is the model's own: MSE on its scheduler's prediction_type (v for sdlab-tiny, epsilon for SD 1.5), 10%
+    of captions dropped to "" for guidance. Any SD 1.x/2.x pipeline trains: the LoRA has its UNet's widths.
     """
     from diffusers import DDPMScheduler, StableDiffusionPipeline
     from diffusers.utils import convert_state_dict_to_diffusers
@@ -100,8 +101,9 @@ def train(pipe, folder: str | Path, steps: int = 400, batch: int = 16, rank: int
         t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=g)
         text = torch.where((torch.rand(batch, generator=g) < 0.1)[:, None, None], states[-1], states[index])
         x0 = latents[index]
-        v = unet(scheduler.add_noise(x0, noise, t), t, text).sample
-        loss = F.mse_loss(v, scheduler.get_velocity(x0, noise, t))
+        out = unet(scheduler.add_noise(x0, noise, t), t, text).sample
+        goal = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+        loss = F.mse_loss(out, goal)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -144,19 +146,22 @@ def shows(image: np.ndarray, caption: str) -> bool:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `python -m sdlab.lora`."""
+    parser.add_argument("--model", default="tiny", help="the pipeline to train it for: tiny or your diffusers folder")
     parser.add_argument("--out", type=Path, default=ORANGE_LORA, help="folder for pytorch_lora_weights.safetensors")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train the orange LoRA on the shipped sdlab-tiny, save it, judge it at scale 0 and 1."""
+    """Train the orange LoRA on --model (the shipped sdlab-tiny by default), save it, judge it at scale 0 and 1."""
     from .loading import load
 
     if args.steps < 1 or args.threads < 1:
         raise SdlabError(f"give --steps and --threads >= 1 (got {args.steps}, {args.threads})")
     torch.set_num_threads(args.threads)
-    pipe = load("tiny")
+    if args.model != "tiny" and args.out == ORANGE_LORA:
+        raise SdlabError("give --out FOLDER for a LoRA of your own model: the shipped one belongs to sdlab-tiny")
+    pipe = load(args.model)
     pipe.set_progress_bar_config(disable=True)
     done = train(pipe, args.out, steps=args.steps)
     print(f"trained {done.steps} steps in {done.seconds:.0f} s, loss {done.first_loss:.4f} -> {done.last_loss:.4f}")

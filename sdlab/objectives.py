@@ -21,6 +21,17 @@ class Targets:
     v: torch.Tensor         # alpha * noise - sigma * x0
     flow_noisy: torch.Tensor  # (1 - s) * x0 + s * noise with s = t / T (rectified flow's straight path)
     flow: torch.Tensor      # noise - x0: the path's velocity, the same at every s
+    s: torch.Tensor         # t / T: where flow_noisy sits on the straight path
+
+    @property
+    def snr(self) -> torch.Tensor:
+        """Signal-to-noise ratio alpha^2 / sigma^2 of `noisy`, the input of epsilon and v models."""
+        return (self.alpha / self.sigma) ** 2
+
+    @property
+    def flow_snr(self) -> torch.Tensor:
+        """(1 - s)^2 / s^2 of `flow_noisy`: at the same t, a flow model reads its input at another SNR."""
+        return ((1 - self.s) / self.s) ** 2
 
 
 def _per_sample(values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -32,8 +43,9 @@ def targets(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -
     alpha = _per_sample(scheduler.alphas_cumprod, t).sqrt()
     sigma = (1 - _per_sample(scheduler.alphas_cumprod, t)).sqrt()
     s = t.float().view(-1, 1, 1, 1) / scheduler.config.num_train_timesteps
-    return Targets(alpha, sigma, scheduler.add_noise(x0, noise, t), noise, scheduler.get_velocity(x0, noise, t),
-                   (1 - s) * x0 + s * noise, noise - x0)
+    # v by its definition: not every scheduler has get_velocity (SD 1.5's PNDM has none)
+    return Targets(alpha, sigma, scheduler.add_noise(x0, noise, t), noise, alpha * noise - sigma * x0,
+                   (1 - s) * x0 + s * noise, noise - x0, s)
 
 
 @torch.no_grad()
@@ -46,3 +58,8 @@ def scene_latents(pipe, seeds) -> torch.Tensor:
 def x0_from_epsilon(target: Targets, epsilon: torch.Tensor) -> torch.Tensor:
     """The clean latent an epsilon prediction implies: (noisy - sigma * epsilon) / alpha (undefined where alpha = 0)."""
     return (target.noisy - target.sigma * epsilon) / target.alpha
+
+
+def epsilon_from_v(target: Targets, v: torch.Tensor) -> torch.Tensor:
+    """The noise a v prediction implies: alpha * v + sigma * noisy; it misses the noise by alpha times v's miss."""
+    return target.alpha * v + target.sigma * target.noisy

@@ -112,6 +112,7 @@ def test_sampling_recipes_of_sd15_and_sdlab_tiny_differ_as_the_chapter_says(rand
     sd15 = lessons.sampling_recipe(lessons.published_scheduler("sd15"), 6)
     assert (sd15.scheduler, sd15.prediction_type, sd15.timestep_spacing) == ("PNDMScheduler", "epsilon", "leading")
     assert sd15.timesteps[0] < 999 and sd15.terminal_snr > 0.004  # never starts from pure noise
+    assert sd15.timesteps[0] == 831 and sd15.first_snr > 2 * sd15.terminal_snr  # its first step keeps more
     random_pipe.scheduler.set_timesteps(50)
     tiny = lessons.sampling_recipe(random_pipe.scheduler, 6)
     assert (tiny.scheduler, tiny.prediction_type, tiny.timestep_spacing) == ("DDIMScheduler", "v_prediction",

@@ -64,3 +64,29 @@ def test_training_teaches_orange(pipe, tmp_path):
     fresh.set_progress_bar_config(disable=True)
     fresh.load_lora_weights(tmp_path)
     assert lora.judge(fresh) >= 0.5 and lora.judge(fresh, cross_attention_kwargs={"scale": 0.0}) == 0.0
+
+
+def test_a_lora_for_your_own_model_trains_with_its_widths_where_the_shipped_one_does_not_fit(tmp_path):
+    from own_model import random_tiny
+
+    folder = str(random_tiny(tmp_path / "mine"))
+    mine = sdlab.load(folder)
+    mine.set_progress_bar_config(disable=True)
+    with pytest.raises(Exception, match="size mismatch"):
+        mine.load_lora_weights(lora.ORANGE_LORA, adapter_name="orange")
+    mine = sdlab.load(folder)
+    mine.set_progress_bar_config(disable=True)
+    done = lora.train(mine, tmp_path / "lora", steps=2, batch=2, scenes=4)
+    fresh = sdlab.load(folder)
+    fresh.set_progress_bar_config(disable=True)
+    before = _image(fresh)
+    fresh.load_lora_weights(done.folder, adapter_name="orange")
+    assert torch.equal(_image(fresh, cross_attention_kwargs={"scale": 0.0}), before)
+    assert not torch.equal(_image(fresh), before)
+
+
+def test_the_cli_keeps_the_shipped_lora_for_sdlab_tiny():
+    import argparse
+
+    with pytest.raises(SdlabError, match="give --out FOLDER"):
+        lora.run(argparse.Namespace(model="my_model", out=lora.ORANGE_LORA, steps=10, threads=1))

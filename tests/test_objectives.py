@@ -37,3 +37,21 @@ def test_targets_agree_with_their_definitions_at_any_timestep(batch):
     assert torch.allclose(objectives.x0_from_epsilon(target, noise), x0, atol=1e-3)
     assert torch.equal(target.flow, noise - x0)
     assert torch.equal(target.flow_noisy[0], x0[0])  # s = 0: the flow path starts at the image
+
+
+def test_epsilon_read_off_a_v_prediction_misses_by_alpha_times_the_v_miss(batch):
+    scheduler, x0, noise = batch
+    target = objectives.targets(scheduler, x0, noise, torch.tensor([100, 500, 900, 998]))
+    assert torch.allclose(objectives.epsilon_from_v(target, target.v), noise, atol=1e-4)
+    miss = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+    eps_miss = objectives.epsilon_from_v(target, target.v + miss) - noise
+    ratio = eps_miss.pow(2).mean((1, 2, 3)) / miss.pow(2).mean((1, 2, 3))
+    assert torch.allclose(ratio, target.alpha.flatten() ** 2, rtol=1e-3, atol=1e-6)  # the loss is alpha^2 x v's
+
+
+def test_at_one_timestep_the_flow_input_sits_at_another_snr(batch):
+    scheduler, x0, noise = batch
+    target = objectives.targets(scheduler, x0, noise, torch.tensor([250, 500, 750, 998]))
+    assert torch.allclose(target.flow_snr[1], torch.tensor(1.0)) and target.snr[1] < 0.5  # s = 1/2 vs alpha 0.49
+    assert (target.snr.diff(dim=0) < 0).all() and (target.flow_snr.diff(dim=0) < 0).all()  # both fall with t
+    assert not torch.allclose(target.snr, target.flow_snr, rtol=0.1)
