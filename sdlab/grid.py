@@ -131,9 +131,9 @@ def check(pipe, prompts, seeds) -> tuple[list[str], list[int]]:
 def run(pipe, prompt: str, seeds: list[int], edits: list, kwargs: dict, steps: int) -> np.ndarray:
     """(len(seeds), H, W, 3) images in [0, 1]: one pipeline call, the seeds batched as images of one prompt."""
     generators = [torch.Generator().manual_seed(s) for s in seeds]
+    kwargs = {"num_inference_steps": steps, **kwargs}  # a setting may sweep the step count itself
     with edit(pipe, *edits):
-        return pipe(prompt, num_inference_steps=steps, num_images_per_prompt=len(seeds), generator=generators,
-                    output_type="np", **kwargs).images
+        return pipe(prompt, num_images_per_prompt=len(seeds), generator=generators, output_type="np", **kwargs).images
 
 
 def grid(pipe, prompts, seeds, settings=None, *, steps: int = 8, score: Callable | None = judge,
