@@ -77,3 +77,31 @@ def euler_step(scheduler, model_output: torch.Tensor, timestep, sample: torch.Te
     i = int(found[0])
     sigma, sigma_next = scheduler.sigmas[i].item(), scheduler.sigmas[i + 1].item()
     return EulerStep(sigma, sigma_next, sample - sigma * model_output, sample + (sigma_next - sigma) * model_output)
+
+
+@dataclass
+class SchedulerCall:
+    """One scheduler.step of a pipeline run: what it was given and what it returned."""
+
+    timestep: float
+    sample: torch.Tensor  # x_t
+    model_output: torch.Tensor  # the guided prediction the pipeline passed
+    prev_sample: torch.Tensor  # the x_{t-1} step returned (the next call's sample; the run's latents at the end)
+
+
+def scheduler_calls(pipe, prompt: str, steps: int, seed: int = 0, **kwargs) -> list[SchedulerCall]:
+    """Run `pipe` once and keep every scheduler.step call's x_t, model output and x_{t-1} (any diffusers pipeline).
+
+    >>> calls = scheduler_calls(sdlab.load("tiny-mmdit"), "a red circle on the left", 4)
+    >>> euler_step(pipe.scheduler, calls[1].model_output, calls[1].timestep, calls[1].sample)  # = calls[1].prev_sample
+    """
+    from .hooks import Hooks
+
+    seen = []
+    with Hooks() as hooks:
+        hooks.before(pipe.scheduler, "step", lambda args: seen.append(
+            (args["timestep"], args["sample"].clone(), args["model_output"].clone())))
+        latents = pipe(prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
+                       output_type="latent", **kwargs).images
+    after = [sample for _, sample, _ in seen[1:]] + [latents]
+    return [SchedulerCall(float(t), x, out, prev) for (t, x, out), prev in zip(seen, after)]

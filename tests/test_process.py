@@ -115,3 +115,13 @@ def test_guidance_line_is_x0_of_each_scale(random_pipe):
     line = guidance.guidance_line(step, random_pipe.scheduler, [0, 1, 7.5])
     assert set(line) == {0, 1, 7.5} and line[0].shape == step.latent.shape
     assert np.allclose(line[7.5], step.x0, atol=1e-4)  # the pipeline's own guided x0
+
+
+def test_scheduler_calls_keep_each_step_and_leave_the_scheduler_as_it_was(random_pipe):
+    calls = sampler.scheduler_calls(random_pipe, "a red circle on the left", 3)
+    assert [c.timestep for c in calls] == random_pipe.scheduler.timesteps.tolist()
+    assert "step" not in vars(random_pipe.scheduler)
+    for call in calls:
+        by_hand = sampler.ddim_step(random_pipe.scheduler, call.model_output, int(call.timestep), call.sample)
+        assert torch.allclose(by_hand.prev_sample, call.prev_sample, atol=1e-5)
+    assert all(torch.equal(a.prev_sample, b.sample) for a, b in zip(calls, calls[1:]))
