@@ -1,15 +1,13 @@
 """`sdlab tour`: the notebooks' story in a terminal — prompt -> tokens -> text states -> denoising loop -> VAE decode,
-then the process behind one step (noising, the sampler step by hand, guidance), all read off one live run.
+every shape read off a live trace of one run of the model.
 
 >>> print(tour(sdlab.load("tiny"), "a red circle on the left", steps=4))
 1. the prompt ...
 """
 import numpy as np
-import torch
 
 from .denoising import PREDICTION, Denoising, denoise
 from .render.table import fmt_shape, format_table
-from .sampler import ddim_step
 from .tokens import Tokens, prompt_tokenizers, tokenize
 from .trace import Trace, first_shape, trace
 
@@ -72,6 +70,10 @@ def decode_section(t: Trace, run: Denoising) -> list[str]:
 def process_section(pipe, run: Denoising) -> list[str]:
     """Noising, one sampler step redone by hand, and guidance, each read off one step of the live run (chapters
     04, 11, 12)."""
+    import torch  # only this section computes: the others read records
+
+    from .sampler import ddim_step
+
     s = run.steps[min(1, len(run.steps) - 1)]
     abar = float(pipe.scheduler.alphas_cumprod[s.timestep])
     lines = _title(5, f"the process behind step {s.index} (t={s.timestep})")
