@@ -62,12 +62,13 @@ class Grid:
                              f"{self.seeds}, settings {self.settings}")
         return found[0]
 
-    def count(self, test: Callable[[Cell], bool], **where) -> tuple[int, int]:
-        """(cells passing `test`, cells) among those matching `where` (prompt=, seed=, setting=)."""
-        cells = self.select(**where)
+    def count(self, test, **where) -> tuple[int, int]:
+        """(cells passing `test`, cells) among those matching `where` (prompt=, seed=, setting=). `test`: a score
+        field ("right"), several that must all hold (("colour", "position")), or a function of a Cell."""
+        cells, test = self.select(**where), passes(test)
         return sum(bool(test(c)) for c in cells), len(cells)
 
-    def counts(self, test: Callable[[Cell], bool]) -> dict[str, tuple[int, int]]:
+    def counts(self, test) -> dict[str, tuple[int, int]]:
         """Setting label -> (cells passing `test`, cells): the grid's finding, one count per setting."""
         return {s: self.count(test, setting=s) for s in self.settings}
 
@@ -79,6 +80,26 @@ class Grid:
         except ImportError:
             return rows
         return pandas.DataFrame(rows)
+
+
+def passes(test) -> Callable[[Cell], bool]:
+    """A cell test from a score field name, a tuple of names (all must hold), or a function of a Cell."""
+    if callable(test):
+        return test
+    fields = (test,) if isinstance(test, str) else tuple(test) if isinstance(test, (tuple, list)) else ()
+    if not fields or not all(isinstance(f, str) for f in fields):
+        raise SdlabError(f"a test is a score field such as 'right', a tuple of them, or a function of a cell, "
+                         f"not {test!r}")
+    return _Fields(fields)
+
+
+@dataclass
+class _Fields:
+    """Passes a cell whose scores hold every field (a plain object: a grid's test can be pickled and printed)."""
+    fields: tuple
+
+    def __call__(self, cell: Cell) -> bool:
+        return all(bool(cell.scores.get(f)) for f in self.fields)
 
 
 def settings_of(settings) -> list[Setting]:

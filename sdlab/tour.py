@@ -67,10 +67,34 @@ def decode_section(t: Trace, run: Denoising) -> list[str]:
     return lines
 
 
+def process_section(pipe, run: Denoising) -> list[str]:
+    """Noising, one sampler step redone by hand, and guidance, each read off one step of the live run (chapters
+    04, 11, 12)."""
+    import torch  # only this section computes: the others read records
+
+    from .sampler import ddim_step
+
+    s = run.steps[min(1, len(run.steps) - 1)]
+    abar = float(pipe.scheduler.alphas_cumprod[s.timestep])
+    lines = _title(5, f"the process behind step {s.index} (t={s.timestep})")
+    lines.append(f"noising: x_t = {abar ** 0.5:.3f} x0 + {(1 - abar) ** 0.5:.3f} noise (alpha_bar {abar:.3f}: "
+                 f"{abar:.0%} of x0's variance left)")
+    if s.uncond is not None:
+        mixed = s.uncond + run.guidance_scale * (s.cond - s.uncond)
+        lines.append(f"guidance: uncond + {run.guidance_scale} x (cond - uncond) = what the scheduler got "
+                     f"(max difference {np.abs(mixed - s.guided).max():.1e})")
+    if type(pipe.scheduler).__name__ == "DDIMScheduler":
+        step = ddim_step(pipe.scheduler, torch.from_numpy(s.guided), s.timestep, torch.from_numpy(s.latent))
+        lines.append(f"one DDIM step by hand: output -> x0 and eps -> x at t={step.prev_timestep}, equal to "
+                     f"scheduler.step (max difference {np.abs(step.prev_sample.numpy() - s.next_latent).max():.1e})")
+    return lines
+
+
 def tour(pipe, prompt: str = PROMPT, steps: int = 4, seed: int = 0) -> str:
     """Run `pipe` once under the tracer and the denoising recorder and narrate what went through it."""
     with trace(pipe) as t:
         run = denoise(pipe, prompt, steps=steps, seed=seed, decode=False)
     tokens = tokenize(prompt_tokenizers(pipe)[0], prompt)
-    sections = [prompt_section(tokens), text_section(t), loop_section(t, run), decode_section(t, run)]
+    sections = [prompt_section(tokens), text_section(t), loop_section(t, run), decode_section(t, run),
+                process_section(pipe, run)]
     return "\n".join(line for section in sections for line in section).lstrip("\n")

@@ -29,6 +29,16 @@ def test_tour_shows_the_live_shapes(random_pipe, text):
     assert [int(t) for t in rows] == [int(t) for t in random_pipe.scheduler.timesteps]
 
 
+def test_tour_tells_noising_a_step_by_hand_and_guidance_from_the_run(random_pipe, text):
+    assert text.index("4. the VAE decoder") < text.index("5. the process behind step 1")
+    t = int(random_pipe.scheduler.timesteps[1])
+    abar = float(random_pipe.scheduler.alphas_cumprod[t])
+    assert f"(t={t})" in text and f"noising: x_t = {abar ** 0.5:.3f} x0 + {(1 - abar) ** 0.5:.3f} noise" in text
+    differences = [float(d) for d in re.findall(r"max difference ([\d.e+-]+)\)", text)]
+    assert len(differences) == 2 and max(differences) < 1e-4  # guidance and the DDIM step, both redone exactly
+    assert "guidance: uncond + 7.5 x (cond - uncond)" in text
+
+
 def test_tour_rejects_bad_steps(random_pipe):
     with pytest.raises(SdlabError, match="steps must be at least 1"):
         tour(random_pipe, steps=0)
