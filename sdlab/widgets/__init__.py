@@ -13,6 +13,10 @@ The same module draws the exported page and the book, from the data inlined in t
 from .attention_explorer import AttentionExplorer
 from .denoising_stepper import DenoisingStepper
 from .export import export_html
+from .noise_explorer import NoiseExplorer
 from .shape_tracer import ShapeTracer
+from .sweep_viewer import SweepViewer
+from .tracing_grid import GridExplorer
 
-__all__ = ["AttentionExplorer", "DenoisingStepper", "ShapeTracer", "export_html"]
+__all__ = ["AttentionExplorer", "DenoisingStepper", "GridExplorer", "NoiseExplorer", "ShapeTracer", "SweepViewer",
+           "export_html"]

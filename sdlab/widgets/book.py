@@ -1,5 +1,7 @@
 """The chapters as a book: run each notebook with its widgets shown as self-contained HTML, convert it with
-nbconvert, and link the pages from an index, so the site works from a folder with no network and no kernel.
+nbconvert, and link the pages from an index, so the site works from a folder with no network and no kernel: the
+page template fetches nothing off the machine, and a chapter with math gets MathJax copied into the book's folder
+from the jupyter-server-mathjax package (never a CDN).
 
 >>> python -m sdlab.widgets.book --out build/book          # what `bash sdlab.sh book` runs
 >>> # open build/book/index.html: every chapter, its widgets interactive offline
@@ -8,6 +10,7 @@ import argparse
 import html
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,6 +18,9 @@ from ..errors import SdlabError
 from .view import BOOK
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+TEMPLATE = Path(__file__).parent / "book_template"
+MATH = re.compile(r"\$\$.+?\$\$|(?<![\\$])\$[^$\s][^$\n]*?(?<=\S)\$|\\\(|\\\[", re.S)  # $$..$$, $..$, \( or \[
+MATHJAX = "mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
 
 
 def title(notebook) -> str:
@@ -34,6 +40,21 @@ def nav(pages: list[str], i: int) -> str:
     return f"<nav style='padding:8px 16px;border-bottom:1px solid #ddd'>{' | '.join(links)}</nav>"
 
 
+def has_math(notebook) -> bool:
+    """Whether a markdown cell holds TeX math for MathJax to typeset."""
+    return any(cell.cell_type == "markdown" and MATH.search(cell.source) for cell in notebook.cells)
+
+
+def mathjax() -> Path:
+    """MathJax 2.7's folder in the jupyter-server-mathjax package: the book copies it, so math renders offline."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        raise SdlabError("a chapter has math and MathJax is not installed: pip install jupyter-server-mathjax "
+                         "(the book copies it; it never loads it from a CDN)") from None
+    return Path(jupyter_server_mathjax.__file__).parent / "static"
+
+
 def build(notebooks: list[Path], out: Path, timeout: int = 600) -> Path:
     """Execute each notebook (in its own folder, widgets as HTML) and write out/NAME.html and out/index.html."""
     import nbformat
@@ -45,16 +66,22 @@ def build(notebooks: list[Path], out: Path, timeout: int = 600) -> Path:
         raise SdlabError(f"no notebook {missing[0]}: pass .ipynb files, or nothing for every chapter")
     if not out.parent.is_dir():
         raise SdlabError(f"cannot write {out}: folder {out.parent} does not exist")
+    math = [has_math(nbformat.read(p, as_version=4)) for p in notebooks]
+    source = mathjax() if any(math) else None
     out.mkdir(exist_ok=True)
+    if source:
+        shutil.copytree(source, out / "mathjax", dirs_exist_ok=True)
     env = {**os.environ, BOOK: "1"}  # in each kernel: every widget displays as HTML that draws itself
     pages, titles = [p.with_suffix(".html").name for p in notebooks], []
-    exporter = HTMLExporter(template_name="lab")
+    exporter = HTMLExporter(template_name="lab", extra_template_paths=[str(TEMPLATE)],
+                            template_file="sdlab_book.html.j2")
     for i, path in enumerate(notebooks):
         print(f"sdlab book: running {path.name}", file=sys.stderr)
         notebook = nbformat.read(path, as_version=4)
         NotebookClient(notebook, timeout=timeout, store_widget_state=False,  # the pages hold their own state
                        resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
         titles.append(title(notebook))
+        exporter.mathjax_url = MATHJAX if math[i] else ""
         body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": titles[-1]}})
         page = re.sub(r"<body[^>]*>", lambda m: m.group(0) + nav(pages, i), body, count=1)
         (out / pages[i]).write_text(page, encoding="utf-8")
