@@ -380,7 +380,7 @@ function sweep(model, root, d) {
 // Causal tracing: scores over (site x step window) as a heatmap; a click or the arrow keys pick a cell, whose images show.
 function tracing(model, root, d) {
   const [R, C] = [d.rows.length, d.cols.length], lut = bytes(d.lut), [h, w] = d.size, side = 96;
-  const cell = 28, left = 150, top = 70;
+  const cell = 34, left = 150, top = 92;
   const heat = el("canvas", { width: left + C * cell + 4, height: top + R * cell + 4, className: "sdlab-cells", tabIndex: 0 });
   const pictures = d.images.map(list => list.map(s => picture(bytes(s), h, w)));
   const reference = (d.reference || []).map(s => picture(bytes(s), h, w));
@@ -400,7 +400,7 @@ function tracing(model, root, d) {
   });
   const bar = colourBar(lut, R * cell, `${d.score} colour bar`);
   bar.range(d.lo, d.hi);
-  const strip = el("div", { className: "sdlab-grid" }), title = el("div", { className: "sdlab-title" });
+  const strip = el("div", { className: "sdlab-strip-images" }), title = el("div", { className: "sdlab-title" });
   const caption = el("div", { className: "sdlab-caption", textContent: "click a cell, or focus the grid and use the arrow keys" });
   root.append(el("div", {}, title, el("div", { className: "sdlab-panels" }, heat, bar), caption), strip);
   const ctx = heat.getContext("2d");
@@ -427,12 +427,15 @@ function tracing(model, root, d) {
       `${fmt(best[0])} at ${d.rows[Math.floor(best[1] / C)]}, ${d.cols[best[1] % C]}; chosen ${d.rows[s.row]}, ` +
       `${d.cols[s.col]}: ${fmt(v)}`);
     const shown = pictures[s.row * C + s.col].map((p, i) => [p, d.captions[i]]);
-    strip.replaceChildren(...[...reference.map((p, i) => [p, d.reference_captions[i]]), ...shown].map(([p, text]) => {
-      const c = el("canvas", { width: w, height: h });
-      c.getContext("2d").drawImage(p, 0, 0);
-      c.style.width = c.style.height = side + "px";
-      return el("figure", {}, figure(c, text), el("div", { className: "sdlab-caption", textContent: text }));
-    }));
+    const row = (heading, items) => el("div", {}, el("div", { className: "sdlab-caption sdlab-heading", textContent: heading }),
+      el("div", { className: "sdlab-grid" }, ...items.map(([p, text]) => {
+        const c = el("canvas", { width: w, height: h });
+        c.getContext("2d").drawImage(p, 0, 0);
+        c.style.width = c.style.height = side + "px";
+        return el("figure", {}, figure(c, text), el("div", { className: "sdlab-caption", textContent: text }));
+      })));
+    strip.replaceChildren(row(`${d.rows[s.row]} | ${d.cols[s.col]}`, shown),
+      ...(reference.length ? [row("references", reference.map((p, i) => [p, d.reference_captions[i]]))] : []));
     root.dataset.view = JSON.stringify(s);
   }
   model.on("change:state", draw);
