@@ -42,7 +42,7 @@ ARM = """root => { window.sdlabTime = new Promise((resolve, reject) => {
     requestAnimationFrame(() => setTimeout(() => resolve(performance.now() - t0)));
   });
   seen.observe(view, { attributes: true, attributeFilter: ["data-view"] });
-  setTimeout(() => reject(new Error(`${root}: the view did not change within 2 s`)), 2000);
+  setTimeout(() => reject(new Error(`${root}: the view did not change within 10 s`)), 10000);
 }); }"""
 # (label, view, control selector, keys pressed in turn on the focused control, or "click" over the matches)
 CONTROLS = [
@@ -95,7 +95,9 @@ def press(page, label: str, root: str, selector: str, keys, presses: int) -> lis
             times.append(page.evaluate("() => window.sdlabTime"))
         except Exception as error:  # a click on what is already chosen changes nothing: not a redraw to time
             if keys != "click":
-                raise RuntimeError(f"{label}, input {i}: {error}") from None
+                state = page.evaluate("""r => [document.querySelectorAll(r).length, document.activeElement.outerHTML.slice(0, 80),
+                    document.querySelector(r).dataset.view]""", root)
+                raise RuntimeError(f"{label}, input {i}: {error} {state}") from None
     if not times:
         raise RuntimeError(f"{label}: no input changed the view")
     return times
@@ -104,7 +106,8 @@ def press(page, label: str, root: str, selector: str, keys, presses: int) -> lis
 def notebook(folder: Path, model: str) -> Path:
     path = folder / "widgets.ipynb"
     cells = [nbformat.v4.new_code_cell(c.replace('"tiny"', json.dumps(model))) for c in CELLS]
-    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=kernel), path)
     return path
 
 
@@ -132,11 +135,13 @@ def lab(folder: Path):
 def run_in_app(page, address: str) -> None:
     """Open the notebook in JupyterLab or Notebook 7, run every cell, wait for the three views."""
     page.goto(address)
+    page.on("console", lambda m: m.type == "error" and print("console:", m.text, file=sys.stderr))
     page.wait_for_function("window.jupyterapp?.shell?.currentWidget?.sessionContext?.session?.kernel?.status "
                            "=== 'idle'", timeout=120_000, polling=250)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_function("document.querySelectorAll('.sdlab-view[data-view]').length === 3", timeout=300_000,
-                           polling=500)
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells')"
+                  ".then(() => { window.sdlabDone = true; }); }")
+    page.wait_for_function("window.sdlabDone && document.querySelectorAll('.sdlab-view[data-view]').length === 3",
+                           timeout=300_000, polling=500)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from sdlab import SdlabError
 from sdlab.grid import Cell, Grid
 from sdlab.widgets import AttentionExplorer, DenoisingStepper, GridExplorer, NoiseExplorer, ShapeTracer, SweepViewer
 from sdlab.widgets.attention_explorer import ALL, first_content_word, normalised, view_map, words_top
-from sdlab.widgets.book import has_math
+from sdlab.widgets.book import typeset
 from sdlab.widgets.noise_explorer import coefficients
 from sdlab.widgets.shape_tracer import HIGHLIGHT, block_view, diagram_svg, diagrams, tree, u_layout, view_html
 from sdlab.widgets.view import BOOK, RUN_TO_INTERACT, unb64
@@ -278,10 +278,7 @@ def test_new_widgets_keep_a_picture_and_export_offline(tmp_path):
         assert not re.search(r"""(src|href)=["']?(https?:)?//""", page) and page.count("</script>") == 2
 
 
-def test_the_book_loads_mathjax_only_for_math():
-    import nbformat
-
-    cell = nbformat.v4.new_markdown_cell
-    assert has_math(nbformat.v4.new_notebook(cells=[cell("x_t is $\\sqrt{\\bar\\alpha_t}\\,x_0$")]))
-    assert has_math(nbformat.v4.new_notebook(cells=[cell("$$a = b$$")]))
-    assert not has_math(nbformat.v4.new_notebook(cells=[cell("it costs $5 and $6")]))
+def test_the_book_writes_math_as_mathml_outside_code():
+    page = typeset("x_t is $\\sqrt{\\bar\\alpha_t}\\,x_0$; $$a = b$$ costs $5 and $6, not `$x$`")
+    assert page.count("<math") == 2 and 'display="block"' in page and "<msqrt>" in page
+    assert "costs $5 and $6" in page and "`$x$`" in page  # money and code stay as written

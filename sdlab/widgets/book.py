@@ -1,7 +1,7 @@
 """The chapters as a book: run each notebook with its widgets shown as self-contained HTML, convert it with
 nbconvert, and link the pages from an index, so the site works from a folder with no network and no kernel: the
-page template fetches nothing off the machine, and a chapter with math gets MathJax copied into the book's folder
-from the jupyter-server-mathjax package (never a CDN).
+page template loads no script from a CDN (no require.js, MathJax or mermaid), and TeX math in markdown is written
+as MathML at build time (latex2mathml), which the browser draws itself.
 
 >>> python -m sdlab.widgets.book --out build/book          # what `bash sdlab.sh book` runs
 >>> # open build/book/index.html: every chapter, its widgets interactive offline
@@ -10,7 +10,6 @@ import argparse
 import html
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -19,8 +18,9 @@ from .view import BOOK
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 TEMPLATE = Path(__file__).parent / "book_template"
-MATH = re.compile(r"\$\$.+?\$\$|(?<![\\$])\$[^$\s][^$\n]*?(?<=\S)\$|\\\(|\\\[", re.S)  # $$..$$, $..$, \( or \[
-MATHJAX = "mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
+CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)  # math is not looked for inside code
+DISPLAY = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]", re.S)
+INLINE = re.compile(r"(?<![\\$])\$([^$\s](?:[^$\n]*?[^$\s])?)\$(?!\d)|\\\((.+?)\\\)")  # "$5 and $6" is money
 
 
 def title(notebook) -> str:
@@ -40,19 +40,16 @@ def nav(pages: list[str], i: int) -> str:
     return f"<nav style='padding:8px 16px;border-bottom:1px solid #ddd'>{' | '.join(links)}</nav>"
 
 
-def has_math(notebook) -> bool:
-    """Whether a markdown cell holds TeX math for MathJax to typeset."""
-    return any(cell.cell_type == "markdown" and MATH.search(cell.source) for cell in notebook.cells)
+def typeset(markdown: str) -> str:
+    """Markdown with each $...$, $$...$$, \\(...\\) and \\[...\\] outside code written as MathML."""
+    from latex2mathml.converter import convert
 
+    def math(display: str):
+        return lambda m: convert(next(g for g in m.groups() if g is not None).strip(), display=display)
 
-def mathjax() -> Path:
-    """MathJax 2.7's folder in the jupyter-server-mathjax package: the book copies it, so math renders offline."""
-    try:
-        import jupyter_server_mathjax
-    except ImportError:
-        raise SdlabError("a chapter has math and MathJax is not installed: pip install jupyter-server-mathjax "
-                         "(the book copies it; it never loads it from a CDN)") from None
-    return Path(jupyter_server_mathjax.__file__).parent / "static"
+    parts = CODE.split(markdown)
+    return "".join(part if i % 2 else INLINE.sub(math("inline"), DISPLAY.sub(math("block"), part))
+                   for i, part in enumerate(parts))
 
 
 def build(notebooks: list[Path], out: Path, timeout: int = 600) -> Path:
@@ -66,11 +63,7 @@ def build(notebooks: list[Path], out: Path, timeout: int = 600) -> Path:
         raise SdlabError(f"no notebook {missing[0]}: pass .ipynb files, or nothing for every chapter")
     if not out.parent.is_dir():
         raise SdlabError(f"cannot write {out}: folder {out.parent} does not exist")
-    math = [has_math(nbformat.read(p, as_version=4)) for p in notebooks]
-    source = mathjax() if any(math) else None
     out.mkdir(exist_ok=True)
-    if source:
-        shutil.copytree(source, out / "mathjax", dirs_exist_ok=True)
     env = {**os.environ, BOOK: "1"}  # in each kernel: every widget displays as HTML that draws itself
     pages, titles = [p.with_suffix(".html").name for p in notebooks], []
     exporter = HTMLExporter(template_name="lab", extra_template_paths=[str(TEMPLATE)],
@@ -81,7 +74,9 @@ def build(notebooks: list[Path], out: Path, timeout: int = 600) -> Path:
         NotebookClient(notebook, timeout=timeout, store_widget_state=False,  # the pages hold their own state
                        resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
         titles.append(title(notebook))
-        exporter.mathjax_url = MATHJAX if math[i] else ""
+        for cell in notebook.cells:
+            if cell.cell_type == "markdown":
+                cell.source = typeset(cell.source)
         body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": titles[-1]}})
         page = re.sub(r"<body[^>]*>", lambda m: m.group(0) + nav(pages, i), body, count=1)
         (out / pages[i]).write_text(page, encoding="utf-8")

@@ -445,9 +445,11 @@ function tracing(model, root, d) {
 const VIEWS = { explorer, stepper, tracer, noise, sweep, tracing };
 
 // In JupyterLab and Notebook 7 a key pressed in a view drives its control, not the notebook (which would move to
-// the next cell); Escape hands focus back to the notebook.
+// the next cell); Escape hands focus back to the notebook. The notebook does not see focus or a press arrive here
+// either: making this cell active would move focus from the control to the cell.
 function keepKeys(root) {
   root.setAttribute("data-lm-suppress-shortcuts", "true");
+  for (const kind of ["focusin", "mousedown"]) root.addEventListener(kind, e => e.stopPropagation());
   root.addEventListener("keydown", e => {
     if (e.key === "Escape") {
       document.activeElement?.blur();
