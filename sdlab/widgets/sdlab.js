@@ -391,13 +391,13 @@ function tracing(model, root, d) {
     const y = (e.clientY - b.top) * heat.height / b.height - top;
     if (x >= 0 && y >= 0 && x < C * cell && y < R * cell) set(Math.floor(y / cell), Math.floor(x / cell));
   });
-  heat.addEventListener("keydown", e => {
+  heat.sdlabKey = e => {
     const s = state(), moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1],
       Home: [-R, -C], End: [R, C], PageUp: [-R, 0], PageDown: [R, 0] }[e.key];
     if (!moves) return;
     e.preventDefault();
     set(Math.max(0, Math.min(R - 1, s.row + moves[0])), Math.max(0, Math.min(C - 1, s.col + moves[1])));
-  });
+  };
   const bar = colourBar(lut, R * cell, `${d.score} colour bar`);
   bar.range(d.lo, d.hi);
   const strip = el("div", { className: "sdlab-strip-images" }), title = el("div", { className: "sdlab-title" });
@@ -445,19 +445,23 @@ function tracing(model, root, d) {
 const VIEWS = { explorer, stepper, tracer, noise, sweep, tracing };
 
 // In JupyterLab and Notebook 7 a key pressed in a view drives its control, not the notebook (which would move to
-// the next cell); Escape hands focus back to the notebook. The notebook does not see focus or a press arrive here
-// either: making this cell active would move focus from the control to the cell.
+// the next cell); Escape hands focus back to the notebook. Notebook 7 reads keys on the document's capture phase,
+// so only a listener on the window, which runs first, can keep them: it stops them there and hands them to the
+// view's own key handler (el.sdlabKey). The default action (a select or slider moving) is not a listener: it stays.
 function keepKeys(root) {
-  root.setAttribute("data-lm-suppress-shortcuts", "true");
+  // the notebook does not see focus or a press arrive either: making the cell active would take focus to the cell
   for (const kind of ["focusin", "mousedown"]) root.addEventListener(kind, e => e.stopPropagation());
-  root.addEventListener("keydown", e => {
+  if (window.sdlabKeys) return;
+  window.sdlabKeys = true;
+  window.addEventListener("keydown", e => {
+    const view = e.target.closest?.(".sdlab-view");
+    if (!view || e.ctrlKey || e.metaKey || e.altKey) return;
+    e.stopPropagation();
     if (e.key === "Escape") {
-      document.activeElement?.blur();
-      root.closest(".jp-Notebook")?.focus();
-      return;
-    }
-    if (!e.ctrlKey && !e.metaKey && !e.altKey) e.stopPropagation();
-  });
+      e.target.blur();
+      view.closest(".jp-Notebook")?.focus();
+    } else e.target.sdlabKey?.(e);
+  }, true);
 }
 
 export default {
