@@ -35,7 +35,7 @@ ARM = """root => { window.sdlabTime = new Promise((resolve, reject) => {
   const view = document.querySelector(root), before = view.dataset.view;
   let t0 = null;
   const start = e => { t0 ??= e.timeStamp; };
-  for (const kind of ["keydown", "pointerdown"]) document.addEventListener(kind, start, { capture: true, once: true });
+  for (const kind of ["keydown", "pointerdown"]) window.addEventListener(kind, start, { capture: true, once: true });
   const seen = new MutationObserver(() => {
     if (view.dataset.view === before) return;
     seen.disconnect();
