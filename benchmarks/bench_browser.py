@@ -58,7 +58,7 @@ CONTROLS = [
     ("tracer depth", ".sdlab-tracer", ".sdlab-depth", ["ArrowUp"] * 6 + ["ArrowDown"] * 6),
     ("tracer tree", ".sdlab-tracer", ".sdlab-tree", ["ArrowDown"] * 12 + ["ArrowUp"] * 12),
     ("tracer stage", ".sdlab-tracer", ".sdlab-stage", "click"),
-    ("tracer diagram", ".sdlab-tracer", "g.node.sdlab-pick", "click"),
+    ("tracer diagram", ".sdlab-tracer", ".sdlab-svgs:not(.sdlab-off) g.node.sdlab-pick", "click"),
 ]
 
 

@@ -252,7 +252,7 @@ function tracer(model, root, d) {
   });
   const u = el("div", { className: "sdlab-u", role: "group" }, ...buttons.map(([, b]) => b));
   u.setAttribute("aria-label", "the UNet's stages as a U");
-  const details = el("div", { className: "sdlab-details" }), diagram = el("div", { className: "sdlab-diagram" });
+  const details = el("div", { className: "sdlab-details" }), diagram = el("div", { className: "sdlab-diagram", role: "figure" });
   diagram.addEventListener("click", e => {  // a click on a drawn block selects it, as the tree would
     const name = e.target.closest("g.node")?.querySelector("title")?.textContent;
     if (name && name in d.details) set({ selected: name, depth: Math.max(state().depth, depthOf[name]) });
@@ -264,16 +264,16 @@ function tracer(model, root, d) {
   const options = {}, svgs = {}, hits = new Set();
   const optionsOf = c => (options[c] ||= d.blocks[c].map(([label, name, dep]) =>
     Object.assign(el("option", { value: name, textContent: label }), { depth: dep })));
-  const svgOf = c => {
-    if (!svgs[c]) {
-      const box = el("div", { className: "sdlab-svgs" });
-      box.innerHTML = d.svgs[c];
-      const nodes = [...box.querySelectorAll("g.node")].map(g => [g.querySelector("title").textContent, g]);
-      nodes.forEach(([name, g]) => { if (name in d.details) g.classList.add("sdlab-pick"); });
-      svgs[c] = { box, nodes };
-    }
-    return svgs[c];
-  };
+  // every diagram stays laid out in one grid cell and only the shown one is visible: a switch repaints, no relayout
+  for (const c of d.components) {
+    const box = el("div", { className: "sdlab-svgs" });
+    box.innerHTML = d.svgs[c];
+    const nodes = [...box.querySelectorAll("g.node")].map(g => [g.querySelector("title").textContent, g]);
+    nodes.forEach(([name, g]) => { if (name in d.details) g.classList.add("sdlab-pick"); });
+    svgs[c] = { box, nodes };
+    diagram.append(box);
+  }
+  const svgOf = c => svgs[c];
   let shown = {};
   const within = (node, sel) => node === sel || sel.startsWith(node + ".") || node.startsWith(sel + ".");
   function draw() {
@@ -282,7 +282,7 @@ function tracer(model, root, d) {
       list.replaceChildren(...optionsOf(s.component).filter(o => o.depth <= s.depth));
       u.style.display = s.component === "unet" ? "" : "none";
     }
-    if (shown.component !== s.component) diagram.replaceChildren(svgOf(s.component).box);
+    if (shown.component !== s.component) for (const c of d.components) svgs[c].box.classList.toggle("sdlab-off", c !== s.component);
     if (shown.selected !== s.selected || shown.component !== s.component || shown.depth !== s.depth) {
       // a block deeper than the tree lists stays selected; the tree marks the listed block that holds it
       const listed = [...list.options].filter(o => o.value === s.selected || s.selected.startsWith(o.value + "."));
@@ -300,7 +300,7 @@ function tracer(model, root, d) {
     }
     depth.value = s.depth;
     componentSel.value = s.component;
-    figure(diagram, `diagram of ${s.component}; ${s.selected} highlighted`);
+    diagram.setAttribute("aria-label", `diagram of ${s.component}; ${s.selected} highlighted; click a block to select it`);
     shown = s;
     root.dataset.view = JSON.stringify(s);
   }
