@@ -212,7 +212,7 @@ def test_chapter_08_opens_unmodified_and_its_explorer_fits_beside_the_file_brows
     url, names = lab
     page = open_notebook(browser, url, names["08"])
     page.wait_for_timeout(1_000)
-    changed_on_open = page.evaluate(f"() => {find(names['06'])}.context.model.dirty")  # asserted last
+    changed_on_open = page.evaluate(f"() => {find(names['08'])}.context.model.dirty")  # asserted last
     run_all(page, names["08"])
     explorer = page.locator(".sdlab-explorer")
     explorer.wait_for(state="visible", timeout=30_000)
@@ -263,8 +263,8 @@ LABELLED = """view => [...view.querySelectorAll("select, input, button")].filter
 def test_keys_and_clicks_drive_every_widget_and_escape_leaves(lab, browser, app):
     url, names = lab
     page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.goto(f"{url}/{app}/{names['widgets']}")
-    current = "window.jupyterapp?.shell?.currentWidget"
+    page.goto(f"{url}/{app}/{names['widgets']}?reset")  # reset: JupyterLab opens this notebook alone
+    current = f"({find(names['widgets'])} ?? window.jupyterapp?.shell?.currentWidget)"
     page.wait_for_function(f"{current}?.sessionContext?.session?.kernel?.status === 'idle'", timeout=60_000)
     page.evaluate(f"() => window.jupyterapp.commands.execute('notebook:run-all-cells').then(() => {{ window.sdlabDone = 1; }})")
     page.wait_for_function("window.sdlabDone && document.querySelectorAll('.sdlab-view[data-view]').length === 3",
