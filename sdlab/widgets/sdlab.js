@@ -454,13 +454,13 @@ function keepKeys(root) {
   if (window.sdlabKeys) return;
   window.sdlabKeys = true;
   window.addEventListener("keydown", e => {
-    const view = e.target.closest?.(".sdlab-view");
+    const target = e.composedPath()[0], view = target.closest?.(".sdlab-view");  // marimo draws in a shadow root
     if (!view || e.ctrlKey || e.metaKey || e.altKey) return;
     e.stopPropagation();
     if (e.key === "Escape") {
-      e.target.blur();
+      target.blur();
       view.closest(".jp-Notebook")?.focus();
-    } else e.target.sdlabKey?.(e);
+    } else target.sdlabKey?.(e);
   }, true);
 }
 
