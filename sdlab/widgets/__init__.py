@@ -4,7 +4,7 @@
 >>> ShapeTracer(sdlab.architecture("sd15").trace()).widget
 
 Each widget sends its data once and sdlab.js draws every view in the page, so no control waits for the kernel
-(p95 under 100 ms from a key press or click to the painted frame in the book, JupyterLab and Notebook 7:
+(p95 under 100 ms from a key press or click to the painted frame in the book, JupyterLab, Notebook 7 and marimo:
 benchmarks/bench_browser.py). Keys pressed in a view drive its controls; Escape hands focus back to the notebook.
 The views: ShapeTracer, AttentionExplorer, DenoisingStepper, and for the process chapters NoiseExplorer (x_t over
 t), SweepViewer (one setting swept over a grid) and GridExplorer (a causal-tracing grid). It is an anywidget: one ES module and a style
