@@ -1,7 +1,9 @@
-"""In a real JupyterLab: chapters 08 and 08 run top to bottom in headless Chromium and their widgets answer a click
+"""In a real JupyterLab: chapters 06 and 08 run top to bottom in headless Chromium and their widgets answer a click
 at 1280x800 with the file browser open; a notebook saved with widgets shows their pictures before running, even
-untrusted. Offline (every request off this machine refused): each widget's export and the book built by
-`sdlab.sh book` stay interactive. Screenshots go to test-artifacts/."""
+untrusted. In JupyterLab and Notebook 7 (one server) real key presses and clicks drive every widget, focus stays in
+it until Escape, and every control and canvas has a name a screen reader reads. Offline (every request off this
+machine refused): each widget's export and the book built by `sdlab.sh book` stay interactive and log no console
+error. Screenshots go to test-artifacts/."""
 import json
 import os
 import re
@@ -14,12 +16,15 @@ import urllib.request
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
+import torch
 from playwright.sync_api import TimeoutError
 
 import sdlab
 from sdlab.tiny import MODEL_DIR
-from sdlab.widgets import AttentionExplorer, DenoisingStepper, ShapeTracer
+from sdlab.grid import Cell, Grid
+from sdlab.widgets import AttentionExplorer, DenoisingStepper, GridExplorer, NoiseExplorer, ShapeTracer, SweepViewer
 from sdlab.widgets.book import build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,12 +41,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def offline(page) -> None:
-    """Refuse every request that is not a file or this machine: a page that needs the network shows it."""
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
-        ("file:", "data:", "blob:", "http://127.0.0.1", "http://localhost")) else route.abort())
-
-
 def saved_with_widgets(root: Path, random_pipe) -> str:
     """A notebook whose outputs were saved by a run that showed a tracer and a stepper (as a chapter is stored)."""
     tracer = ShapeTracer(sdlab.architecture("sd15").trace(["vae"]))
@@ -56,6 +55,20 @@ def saved_with_widgets(root: Path, random_pipe) -> str:
                 "language_info": chapter["metadata"]["language_info"]}
     nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=metadata), root / "saved.ipynb")
     return "saved.ipynb"
+
+
+WIDGETS = ['MODEL = "tiny"', "import sdlab\nfrom sdlab.widgets import AttentionExplorer, DenoisingStepper, ShapeTracer\n"
+           "pipe = sdlab.load(MODEL)\npipe.set_progress_bar_config(disable=True)",
+           "AttentionExplorer.from_pipe(pipe, steps=2)", "DenoisingStepper.from_pipe(pipe, steps=3)",
+           'ShapeTracer(sdlab.architecture("sd15").trace(["unet"]))']
+
+
+def widgets_notebook(root: Path, model: str | None) -> str:
+    """A notebook that shows the three widgets on the embedded model (or `model`), quickly."""
+    cells = [nbformat.v4.new_code_cell(c.replace('"tiny"', json.dumps(model or "tiny"))) for c in WIDGETS]
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=kernel), root / "widgets.ipynb")
+    return "widgets.ipynb"
 
 
 def copy_chapter(pattern: str, root: Path, model: str | None) -> str:
@@ -89,6 +102,7 @@ def lab(tmp_path_factory, request):
     model = None if (MODEL_DIR / "model_index.json").is_file() else str(request.getfixturevalue("pipe_dir"))
     names = {key: copy_chapter(pattern, root, model) for key, pattern in CHAPTERS.items()}
     names["saved"] = saved_with_widgets(root, request.getfixturevalue("random_pipe"))
+    names["widgets"] = widgets_notebook(root, model)
     settings = root / ".settings"
     tracker = settings / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
@@ -104,7 +118,8 @@ def lab(tmp_path_factory, request):
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
          "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.open_browser=False",
          f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
-         f"--LabApp.workspaces_dir={root / '.workspaces'}", "--LabApp.expose_app_in_browser=True"],
+         f"--LabApp.workspaces_dir={root / '.workspaces'}", "--LabApp.expose_app_in_browser=True",
+         "--JupyterNotebookApp.expose_app_in_browser=True"],  # the same server serves Notebook 7
         stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -178,7 +193,7 @@ def test_chapter_06_shape_tracer_fits_the_screen_and_follows_a_click(lab, browse
     tracer = page.locator(".sdlab-tracer")
     tracer.wait_for(state="visible", timeout=30_000)
     box = tracer.bounding_box()
-    assert box["height"] <= 900, f"the tracer is {box['height']:.0f} px high: it must fit a 900 px screen"
+    assert box["height"] <= 700, f"the tracer is {box['height']:.0f} px high: it must fit a 1280x800 window"
     path = tracer.locator(".sdlab-stage:not(.sdlab-on)", has_text=re.compile(r"^down_blocks")).first.inner_text()
     stage, name = tracer.locator(".sdlab-stage", has_text=re.compile(f"^{re.escape(path)}$")), "unet." + path
     stage.scroll_into_view_if_needed()
@@ -197,7 +212,7 @@ def test_chapter_08_opens_unmodified_and_its_explorer_fits_beside_the_file_brows
     url, names = lab
     page = open_notebook(browser, url, names["08"])
     page.wait_for_timeout(1_000)
-    changed_on_open = page.evaluate(f"() => {find(names['06'])}.context.model.dirty")  # asserted last
+    changed_on_open = page.evaluate(f"() => {find(names['08'])}.context.model.dirty")  # asserted last
     run_all(page, names["08"])
     explorer = page.locator(".sdlab-explorer")
     explorer.wait_for(state="visible", timeout=30_000)
@@ -233,48 +248,137 @@ def test_a_notebook_opened_before_running_shows_its_widgets_pictures_and_stays_u
     page.screenshot(path=ARTIFACTS / "browser_first_open.png")
 
 
+# (view, control, keys): each key press on the focused control must change the view
+KEYS = [(".sdlab-explorer", "select >> nth=0", ["ArrowDown", "ArrowUp"]),
+        (".sdlab-explorer", "input[type=range]", ["ArrowLeft", "Home", "End", "PageDown"]),
+        (".sdlab-stepper", "input[type=range]", ["ArrowRight", "End", "Home", "PageUp"]),
+        (".sdlab-stepper", "select", ["ArrowDown"]),
+        (".sdlab-tracer", ".sdlab-depth", ["ArrowUp", "ArrowDown"]),
+        (".sdlab-tracer", ".sdlab-tree", ["ArrowDown", "End", "Home", "PageDown"])]
+LABELLED = """view => [...view.querySelectorAll("select, input, button")].filter(c =>
+    !(c.labels?.length || c.getAttribute("aria-label") || c.textContent.trim())).map(c => c.outerHTML.slice(0, 60))"""
+
+
+@pytest.mark.parametrize("app", ["lab/tree", "notebooks"], ids=["JupyterLab", "Notebook 7"])
+def test_keys_and_clicks_drive_every_widget_and_escape_leaves(lab, browser, app):
+    url, names = lab
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{url}/{app}/{names['widgets']}?reset")  # reset: JupyterLab opens this notebook alone
+    current = f"({find(names['widgets'])} ?? window.jupyterapp?.shell?.currentWidget)"
+    page.wait_for_function(f"{current}?.sessionContext?.session?.kernel?.status === 'idle'", timeout=60_000)
+    page.evaluate(f"() => window.jupyterapp.commands.execute('notebook:run-all-cells').then(() => {{ window.sdlabDone = 1; }})")
+    page.wait_for_function("window.sdlabDone && document.querySelectorAll('.sdlab-view[data-view]').length === 3",
+                           timeout=150_000, polling=500)
+    active = f"() => {current}.content.activeCellIndex"
+    for root, control, keys in KEYS:
+        view = page.locator(root)
+        view.locator(control).first.focus()
+        cell = page.evaluate(active)
+        for key in keys:
+            changes_view(page, root, lambda: page.keyboard.press(key))
+            assert page.evaluate("r => document.querySelector(r).contains(document.activeElement)", root), \
+                f"{key} on {root} {control} took focus out of the widget"
+        assert page.evaluate(active) == cell, f"the notebook moved to another cell on a key in {root}"
+    page.keyboard.press("Escape")  # gives focus back to the notebook: arrow keys move between cells again
+    assert page.evaluate("() => !document.activeElement.closest('.sdlab-view') && "
+                         "!!document.activeElement.closest('.jp-Notebook')")
+    # mouse: a heatmap pixel reads out its value and word; a block in the diagram selects it
+    explorer = page.locator(".sdlab-explorer")
+    explorer.locator(".sdlab-heat").click(position={"x": 10, "y": 10})
+    word = json.loads(explorer.get_attribute("data-view"))["word"]
+    assert re.match(rf'"{re.escape(word)}" at row 0, column 0 of the \d+x\d+ grid: attention [\d.e-]+$',
+                    explorer.locator(".sdlab-readout").inner_text())
+    tracer = page.locator(".sdlab-tracer")
+    node = tracer.locator("g.node.sdlab-pick", has_text="mid_block").first
+    node.scroll_into_view_if_needed()
+    changes_view(page, ".sdlab-tracer", node.click)
+    assert json.loads(tracer.get_attribute("data-view"))["selected"] == "unet.mid_block"
+    # accessibility: every control has a name, toggles say whether they are on, every canvas says what it shows
+    for root in (".sdlab-explorer", ".sdlab-stepper", ".sdlab-tracer"):
+        assert page.locator(root).evaluate(LABELLED) == [], f"unlabelled controls in {root}"
+        unnamed = page.locator(root).evaluate("v => [...v.querySelectorAll('canvas')].filter(c => c.isConnected && "
+                                              "(c.getAttribute('role') !== 'img' || !c.getAttribute('aria-label'))).length")
+        assert unnamed == 0, f"{unnamed} canvases in {root} have no text alternative"
+    pressed = explorer.locator(".sdlab-norm").evaluate_all("bs => bs.map(b => b.getAttribute('aria-pressed'))")
+    assert sorted(pressed) == ["false", "false", "true"]
+    assert tracer.locator(".sdlab-stage[aria-pressed=true]").all_inner_texts() == ["mid_block"]
+    assert "top words here" in explorer.locator(".sdlab-heat").get_attribute("aria-label")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"keys_{app.split('/')[0]}.png")
+    page.close()
+
+
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, random_pipe):
     folder = tmp_path_factory.mktemp("exports")
     with sdlab.trace(random_pipe) as t:
         random_pipe("a red circle on the left", num_inference_steps=1)
+    grid = Grid(["a red circle on the left"], [0, 1], ["corrupted", "mid @ 0-1", "mid @ 2-3"],
+                [Cell("a red circle on the left", s, label, {"right": s == i}, np.full((8, 8, 3), 0.1 * i, np.float32))
+                 for s in (0, 1) for i, label in enumerate(["corrupted", "mid @ 0-1", "mid @ 2-3"])])
+    latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     return {".sdlab-tracer": ShapeTracer(t).export(folder / "tracer.html"),
             ".sdlab-explorer": AttentionExplorer.from_pipe(random_pipe, steps=2).export(folder / "explorer.html"),
-            ".sdlab-stepper": DenoisingStepper.from_pipe(random_pipe, steps=3).export(folder / "stepper.html")}
+            ".sdlab-stepper": DenoisingStepper.from_pipe(random_pipe, steps=3).export(folder / "stepper.html"),
+            ".sdlab-noise": NoiseExplorer.from_pipe(random_pipe, latent, [0, 500, 900]).export(folder / "noise.html"),
+            ".sdlab-sweep": SweepViewer(Grid(grid.prompts, grid.seeds, grid.settings[1:], [
+                c for c in grid.cells if c.setting != "corrupted"]), "strength").export(folder / "sweep.html"),
+            ".sdlab-tracing": GridExplorer(grid).export(folder / "tracing.html")}
 
 
 CONTROLS = {".sdlab-tracer": lambda v: v.locator(".sdlab-stage").nth(3).click(),
             ".sdlab-explorer": lambda v: v.locator("select").nth(1).select_option(index=3),
-            ".sdlab-stepper": lambda v: v.locator("input[type=range]").fill("3")}
+            ".sdlab-stepper": lambda v: v.locator("input[type=range]").fill("3"),
+            ".sdlab-noise": lambda v: v.locator(".sdlab-line").click(position={"x": 230, "y": 40}),  # the last t
+            ".sdlab-sweep": lambda v: (v.locator("input[type=range]").focus(), v.page.keyboard.press("End")),
+            ".sdlab-tracing": lambda v: (v.locator(".sdlab-cells").focus(), v.page.keyboard.press("ArrowRight"))}
+
+
+def watch(page) -> list[str]:
+    """Refuse requests off the machine and collect what the page logs as an error (and each refused request)."""
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+        ("file:", "data:", "blob:", "http://127.0.0.1", "http://localhost")) else (
+        errors.append(f"request off the machine: {route.request.url}"), route.abort()))
+    return errors
 
 
 def test_each_export_works_offline(exports, browser):
     for root, path in exports.items():
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        offline(page)
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        errors = watch(page)
         page.goto(path.as_uri())
         page.wait_for_selector(f"{root}[data-view]", timeout=10_000)
         changes_view(page, root, lambda: CONTROLS[root](page.locator(root)))
         assert not errors, errors
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACTS / f"export_{root[7:]}.png")
-    assert "step 3 of 3" in page.locator(".sdlab-title").inner_text()  # the slider and the title count alike
+        if root == ".sdlab-stepper":
+            assert "step 3 of 3" in page.locator(".sdlab-title").inner_text()  # the slider and the title count alike
+        if root == ".sdlab-noise":
+            assert page.locator(".sdlab-title").inner_text().startswith("t = 900:")
+        page.close()
 
 
-def test_the_book_works_offline(tmp_path, browser):
-    chapter = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# The VAE's shapes"),
-                                              nbformat.v4.new_code_cell("import sdlab\nfrom sdlab.widgets import "
-                                                                        "ShapeTracer\nShapeTracer(sdlab.architecture("
-                                                                        "'sd15').trace(['vae'])).widget")])
+def test_the_book_works_offline_and_logs_no_error(tmp_path, browser):
+    chapter = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# The VAE's shapes\nA latent is $\\sqrt{\\bar\\alpha_t}\\,x_0$ plus noise."),
+        nbformat.v4.new_code_cell("import sdlab\nfrom sdlab.widgets import ShapeTracer\n"
+                                  "ShapeTracer(sdlab.architecture('sd15').trace(['vae'])).widget")])
     nbformat.write(chapter, tmp_path / "01_vae.ipynb")
     index = build([tmp_path / "01_vae.ipynb"], tmp_path / "book")
     page = browser.new_page(viewport={"width": 1280, "height": 800})
-    offline(page)
+    errors = watch(page)  # every request off the machine refused and counted as an error
     page.goto(index.as_uri())
     page.get_by_role("link", name="The VAE's shapes").click()
     page.wait_for_selector(".sdlab-tracer[data-view]", timeout=10_000)
     tree = page.locator(".sdlab-tree")
     changes_view(page, ".sdlab-tracer", lambda: tree.select_option("vae.decoder"))
     assert page.locator(".sdlab-details b").first.inner_text() == "vae.decoder"
+    assert page.locator(".jp-MarkdownCell math msqrt").count() == 1  # math drawn by the browser, no MathJax
+    page.wait_for_timeout(500)
+    assert errors == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "book_offline.png")

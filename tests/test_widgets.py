@@ -11,9 +11,11 @@ from PIL import Image
 
 import sdlab
 from sdlab import SdlabError
-from sdlab.widgets import AttentionExplorer, DenoisingStepper, ShapeTracer
+from sdlab.grid import Cell, Grid
+from sdlab.widgets import AttentionExplorer, DenoisingStepper, GridExplorer, NoiseExplorer, ShapeTracer, SweepViewer
 from sdlab.widgets.attention_explorer import ALL, first_content_word, normalised, view_map, words_top
-from sdlab.widgets.denoising_stepper import step_png
+from sdlab.widgets.book import typeset
+from sdlab.widgets.noise_explorer import coefficients
 from sdlab.widgets.shape_tracer import HIGHLIGHT, block_view, diagram_svg, diagrams, tree, u_layout, view_html
 from sdlab.widgets.view import BOOK, RUN_TO_INTERACT, unb64
 
@@ -166,6 +168,10 @@ def test_stepper_sends_every_step_on_one_scale_per_panel(stepper):
     x_t = unb64(data["maps"][0], np.uint8).reshape(3, 4, *data["grid"]) / 255 * 2 - 1  # back to -1..1
     want = np.stack([s.latent[0] for s in run.steps]) / data["limits"][0]
     assert np.abs(x_t - want).max() <= 1 / 255 + 1e-6 and data["limits"][0] == np.abs(want * data["limits"][0]).max()
+    # each prediction panel on its own scale: uncond's limit is its own largest value, not cond's or guided's
+    uncond = data["names"].index(next(n for n in data["names"] if n.endswith("uncond")))
+    assert data["limits"][uncond] == pytest.approx(max(np.abs(s.uncond[0]).max() for s in run.steps))
+    assert "own symmetric colour scale" in data["legend"]
     assert all(d is not None for d in data["decoded"]) and data["final"] is not None
     stepper.show(step=3, channel=2)  # counted 1..N, as the slider and its title count
     assert stepper.widget.state == {"step": 2, "channel": 2}
@@ -173,17 +179,17 @@ def test_stepper_sends_every_step_on_one_scale_per_panel(stepper):
         stepper.show(step=0)
     with pytest.raises(SdlabError, match="channels 0..3"):
         stepper.show(channel=4)
-    with pytest.raises(SdlabError, match="out of range"):
-        step_png(run, 3)
 
 
 def test_a_saved_notebook_keeps_a_picture_of_the_last_view(stepper, monkeypatch):
     stepper.show(step=2, channel=1)
     data, _ = stepper.widget._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data and RUN_TO_INTERACT in data["text/plain"]
-    picture = Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
-    figure = Image.open(io.BytesIO(step_png(stepper.run, 1, 1)))
-    assert picture.width == figure.width and picture.height == figure.height + 20  # plus the line under it
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(data["image/png"]))).convert("RGB"))
+    # as the live view: one panel per map, each with its own colour bar (RdBu_r's dark red and blue ends show)
+    reds = ((picture[..., 0] > 150) & (picture[..., 2] < 80)).sum()
+    blues = ((picture[..., 2] > 150) & (picture[..., 0] < 80)).sum()
+    assert reds > 100 and blues > 100 and picture.shape[1] >= 100 * len(stepper.widget.data["names"])
     monkeypatch.setenv(BOOK, "1")  # `sdlab.sh book` runs the chapters so: the view as self-contained HTML
     assert set(stepper.widget._repr_mimebundle_()) == {"text/html", "text/plain"}
 
@@ -197,3 +203,82 @@ def test_each_export_is_one_self_contained_page(traced, explorer, stepper, tmp_p
         assert "export default" in page and "<style>" in page and page.count("</script>") == 2
     with pytest.raises(SdlabError, match="folder .* does not exist"):
         stepper.export(tmp_path / "missing" / "x.html")
+
+
+def test_noise_explorer_noises_with_the_pipelines_own_scheduler(random_pipe):
+    latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    noise = NoiseExplorer.from_pipe(random_pipe, latent, timesteps=[0, 500, 999])
+    data, abar = noise.widget.data, random_pipe.scheduler.alphas_cumprod
+    assert data["timesteps"] == [0, 500, 999] and len(data["images"]) == 3
+    assert data["alpha_bar"] == pytest.approx([float(abar[t]) for t in (0, 500, 999)], rel=1e-5)
+    assert data["alpha_bar"][0] > data["alpha_bar"][1] > data["alpha_bar"][2]  # signal fades as t grows
+    signal, noise_part = coefficients(random_pipe.scheduler, 500)
+    assert signal**2 + noise_part**2 == pytest.approx(1)
+    noise.show(500)
+    assert noise.widget.state == {"index": 1}
+    with pytest.raises(SdlabError, match="t=7 was not kept"):
+        noise.show(7)
+    with pytest.raises(SdlabError, match=r"timesteps must lie in 0..999"):
+        NoiseExplorer.from_pipe(random_pipe, latent, timesteps=[1000])
+    with pytest.raises(SdlabError, match=r"shape \(1, C, h, w\)"):
+        NoiseExplorer.from_pipe(random_pipe, latent[0])
+    with pytest.raises(SdlabError, match="one image, timestep, signal and noise coefficient per t"):
+        NoiseExplorer(np.zeros((2, 8, 8, 3)), [0], [1.0], [0.0])
+
+
+def fake_grid(settings, prompts=("a red circle on the left", "a blue square on the right"), seeds=(0, 1)):
+    """A grid as sdlab.grid returns it, its images and scores made up so a test knows every answer."""
+    cells = [Cell(p, s, label, {"right": (i + s) % 2 == 0, "share": 0.1 * i + s},
+                  np.full((8, 8, 3), (10 * i + s) / 255, np.float32))
+             for p in prompts for s in seeds for i, label in enumerate(settings)]
+    return Grid(list(prompts), list(seeds), list(settings), cells)
+
+
+def test_sweep_viewer_sends_each_value_s_images_and_the_mean_score():
+    g = fake_grid(["1", "3", "7.5"])
+    sweep = SweepViewer(g, "guidance scale", score="share")
+    data = sweep.widget.data
+    assert data["values"] == ["1", "3", "7.5"] and len(data["images"]) == 3 and len(data["images"][0]) == 4
+    first = unb64(data["images"][2][1], np.uint8).reshape(8, 8, 3)  # value 7.5, first prompt, seed 1
+    assert (first == round((10 * 2 + 1) / 255 * 255)).all()
+    assert data["mean"] == pytest.approx([0.5, 0.6, 0.7]) and data["scores"][1] == pytest.approx([0.1, 1.1] * 2)
+    assert SweepViewer(g, "guidance scale").widget.data["mean"] == [0.5, 0.5, 0.5]  # True/False count as 1/0
+    sweep.show("3")
+    assert sweep.widget.state == {"index": 1}
+    with pytest.raises(SdlabError, match="no setting '2'"):
+        sweep.show("2")
+    with pytest.raises(SdlabError, match="no score 'fill'"):
+        SweepViewer(g, "guidance scale", score="fill")
+
+
+def test_grid_explorer_lays_settings_out_as_sites_by_windows():
+    g = fake_grid(["corrupted", "down.0 @ 0-2", "down.0 @ 3-5", "mid @ 0-2", "mid @ 3-5"])
+    tracing = GridExplorer(g, score="share")
+    data = tracing.widget.data
+    assert data["rows"] == ["down.0", "mid"] and data["cols"] == ["0-2", "3-5"]
+    assert data["scores"] == pytest.approx([0.6, 0.7, 0.8, 0.9]) and (data["lo"], data["hi"]) == pytest.approx((0.6, 0.9))
+    assert len(data["images"][0]) == 4 and len(data["reference"]) == 4  # every prompt x seed, and "corrupted"'s
+    assert data["reference_captions"][0].startswith("corrupted:")
+    assert tracing.widget.state == {"row": 1, "col": 1}  # it opens on the best cell
+    tracing.show("down.0", "3-5")
+    assert tracing.widget.state == {"row": 0, "col": 1}
+    with pytest.raises(SdlabError, match="no cell"):
+        tracing.show("up.1", "0-2")
+    with pytest.raises(SdlabError, match="no setting is labelled 'site @ window'"):
+        GridExplorer(fake_grid(["plain"]))
+
+
+def test_new_widgets_keep_a_picture_and_export_offline(tmp_path):
+    views = [SweepViewer(fake_grid(["1", "3"]), "strength"), GridExplorer(fake_grid(["a @ 1", "b @ 1"])),
+             NoiseExplorer(np.zeros((2, 8, 8, 3)), [0, 500], [1.0, 0.5], [0.0, 0.8])]
+    for i, view in enumerate(views):
+        data, _ = view.widget._repr_mimebundle_()
+        assert Image.open(io.BytesIO(base64.b64decode(data["image/png"]))).width > 300
+        page = view.export(tmp_path / f"{i}.html").read_text()
+        assert not re.search(r"""(src|href)=["']?(https?:)?//""", page) and page.count("</script>") == 2
+
+
+def test_the_book_writes_math_as_mathml_outside_code():
+    page = typeset("x_t is $\\sqrt{\\bar\\alpha_t}\\,x_0$; $$a = b$$ costs $5 and $6, not `$x$`")
+    assert page.count("<math") == 2 and 'display="block"' in page and "<msqrt>" in page
+    assert "costs $5 and $6" in page and "`$x$`" in page  # money and code stay as written

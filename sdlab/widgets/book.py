@@ -1,5 +1,7 @@
 """The chapters as a book: run each notebook with its widgets shown as self-contained HTML, convert it with
-nbconvert, and link the pages from an index, so the site works from a folder with no network and no kernel.
+nbconvert, and link the pages from an index, so the site works from a folder with no network and no kernel: the
+page template loads no script from a CDN (no require.js, MathJax or mermaid), and TeX math in markdown is written
+as MathML at build time (latex2mathml), which the browser draws itself.
 
 >>> python -m sdlab.widgets.book --out build/book          # what `bash sdlab.sh book` runs
 >>> # open build/book/index.html: every chapter, its widgets interactive offline
@@ -15,6 +17,10 @@ from ..errors import SdlabError
 from .view import BOOK
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+TEMPLATE = Path(__file__).parent / "book_template"
+CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)  # math is not looked for inside code
+DISPLAY = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]", re.S)
+INLINE = re.compile(r"(?<![\\$])\$([^$\s](?:[^$\n]*?[^$\s])?)\$(?!\d)|\\\((.+?)\\\)")  # "$5 and $6" is money
 
 
 def title(notebook) -> str:
@@ -34,6 +40,18 @@ def nav(pages: list[str], i: int) -> str:
     return f"<nav style='padding:8px 16px;border-bottom:1px solid #ddd'>{' | '.join(links)}</nav>"
 
 
+def typeset(markdown: str) -> str:
+    """Markdown with each $...$, $$...$$, \\(...\\) and \\[...\\] outside code written as MathML."""
+    from latex2mathml.converter import convert
+
+    def math(display: str):
+        return lambda m: convert(next(g for g in m.groups() if g is not None).strip(), display=display)
+
+    parts = CODE.split(markdown)
+    return "".join(part if i % 2 else INLINE.sub(math("inline"), DISPLAY.sub(math("block"), part))
+                   for i, part in enumerate(parts))
+
+
 def build(notebooks: list[Path], out: Path, timeout: int = 600) -> Path:
     """Execute each notebook (in its own folder, widgets as HTML) and write out/NAME.html and out/index.html."""
     import nbformat
@@ -48,13 +66,17 @@ def build(notebooks: list[Path], out: Path, timeout: int = 600) -> Path:
     out.mkdir(exist_ok=True)
     env = {**os.environ, BOOK: "1"}  # in each kernel: every widget displays as HTML that draws itself
     pages, titles = [p.with_suffix(".html").name for p in notebooks], []
-    exporter = HTMLExporter(template_name="lab")
+    exporter = HTMLExporter(template_name="lab", extra_template_paths=[str(TEMPLATE)],
+                            template_file="sdlab_book.html.j2")
     for i, path in enumerate(notebooks):
         print(f"sdlab book: running {path.name}", file=sys.stderr)
         notebook = nbformat.read(path, as_version=4)
         NotebookClient(notebook, timeout=timeout, store_widget_state=False,  # the pages hold their own state
                        resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
         titles.append(title(notebook))
+        for cell in notebook.cells:
+            if cell.cell_type == "markdown":
+                cell.source = typeset(cell.source)
         body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": titles[-1]}})
         page = re.sub(r"<body[^>]*>", lambda m: m.group(0) + nav(pages, i), body, count=1)
         (out / pages[i]).write_text(page, encoding="utf-8")

@@ -3,17 +3,22 @@
 >>> stepper = DenoisingStepper.from_pipe(sdlab.load("tiny"), "a red circle on the left", steps=8)
 >>> stepper.widget     # a step slider (1..N) and a channel choice: every panel is drawn in the browser
 
-Every step's latents (uint8 on one symmetric scale per kind, the scale each colour bar shows) and decoded images
+Every step's latents (uint8 on one symmetric scale per panel, the scale each colour bar shows) and decoded images
 are sent once; `stepper.export("steps.html")` writes the same view as one offline page.
 """
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+
 from ..denoising import PREDICTION, Denoising, denoise
 from ..errors import SdlabError
-from ..figures import png_bytes, step_figure
+from ..figures import png_bytes
 from .export import export_html
-from .view import View, b64, lut, quantise, small
+from .view import View, b64, lut, quantise, small, unb64
+
+LEGEND = ("Each panel has its own symmetric colour scale, fixed over the whole run (its bar gives the range): "
+          "compare one panel across steps, not colours across panels. Click a panel to read a value.")
 
 def panels(run: Denoising) -> list[tuple[str, str]]:
     """(name, Step attribute) of each latent-shaped panel; cond - uncond only when guidance ran ('diff')."""
@@ -21,7 +26,7 @@ def panels(run: Denoising) -> list[tuple[str, str]]:
     shown = [("x_t", "latent"), ("predicted x0", "x0")]
     if run.steps[0].uncond is not None:
         shown += [(f"{kind} uncond", "uncond"), (f"{kind} cond", "cond"), (f"{kind} guided", "guided"),
-                  ("cond - uncond (own scale)", "diff")]
+                  ("cond - uncond", "diff")]
     else:
         shown += [(f"{kind} cond", "cond"), (f"{kind} guided", "guided")]
     return shown
@@ -33,10 +38,9 @@ def panel_values(step, attribute: str) -> np.ndarray:
 
 
 def limit(run: Denoising, attribute: str) -> float:
-    """One symmetric limit per panel for the whole run (the predictions share one), so fading is seen as fading."""
-    group = ["cond", "guided", "uncond"] if attribute in ("cond", "guided", "uncond") else [attribute]
-    group = [a for a in group if a != "uncond" or run.steps[0].uncond is not None]
-    return float(max(np.abs(panel_values(s, a)).max() for s in run.steps for a in group)) or 1.0
+    """One symmetric limit per panel for the whole run, so fading is seen as fading; each panel its own, since a
+    shared one left a small prediction looking blank beside a large one."""
+    return float(max(np.abs(panel_values(s, attribute)).max() for s in run.steps)) or 1.0
 
 
 def stepper_data(run: Denoising) -> dict:
@@ -55,14 +59,36 @@ def stepper_data(run: Denoising) -> dict:
             "decoded_size": list(next((d.shape[:2] for d in decoded if d is not None), (0, 0))),
             "final": None if run.image is None else b64(small(run.image)),
             "final_size": [] if run.image is None else list(small(run.image).shape[:2]),
-            "title": f"{run.scheduler}, guidance {run.guidance_scale}"}
+            "title": f"{run.scheduler}, guidance {run.guidance_scale}", "legend": LEGEND}
 
 
-def step_png(run: Denoising, index: int, channel: int = 0) -> bytes:
-    """The figure of step `index` (0-based; shown as index + 1 of N) on `channel` as PNG bytes."""
-    if not 0 <= index < len(run.steps):
-        raise SdlabError(f"step {index} out of range: this run has steps 0..{len(run.steps) - 1}")
-    return png_bytes(step_figure(run, index, channel))
+def snapshot(data: dict, state: dict) -> bytes:
+    """The view as the page draws it, from the data sent to it: each panel with its colour bar and range, x0
+    decoded and the final image, the title and the legend (what a saved notebook shows before it runs)."""
+    from ..render.heatmap import colour_bar
+
+    step, channel, (h, w) = state["step"], state["channel"], data["grid"]
+    pictures = [("x0 decoded", data["decoded"][step], data["decoded_size"])]
+    pictures += [("final image", data["final"], data["final_size"])] if data["final"] else []
+    columns = len(data["names"]) + len(pictures)
+    fig = Figure(figsize=(1.75 * columns, 2.3))
+    axes = fig.subplots(1, columns, squeeze=False)[0]
+    at = (step * data["channels"] + channel) * h * w
+    for ax, name, encoded, top in zip(axes, data["names"], data["maps"], data["limits"]):
+        values = (unb64(encoded, np.uint8)[at:at + h * w].reshape(h, w) / 255 * 2 - 1) * top
+        shown = ax.imshow(values, cmap="RdBu_r", vmin=-top, vmax=top, interpolation="nearest")
+        ax.set_title(f"{name}, channel {channel}", fontsize=7)
+        ax.set_axis_off()
+        colour_bar(fig, ax, shown)
+    for ax, (name, encoded, size) in zip(axes[len(data["names"]):], pictures):
+        if encoded:
+            ax.imshow(unb64(encoded, np.uint8).reshape(*size, 3))
+        ax.set_title(name, fontsize=7)
+        ax.set_axis_off()
+    fig.suptitle(f"step {step + 1} of {data['n']}, timestep {data['timesteps'][step]} ({data['title']})", fontsize=8)
+    fig.text(0.01, 0.02, data["legend"], fontsize=6)
+    fig.subplots_adjust(0.01, 0.1, 0.97, 0.8, wspace=0.5)  # fixed: tight_layout costs 0.1 s
+    return png_bytes(fig)
 
 
 class DenoisingStepper:
@@ -71,7 +97,7 @@ class DenoisingStepper:
     def __init__(self, run: Denoising):
         self.run = run
         self.widget = View("stepper", stepper_data(run), {"step": 0, "channel": 0},
-                           lambda: step_png(run, self.widget.state["step"], self.widget.state["channel"]))
+                           lambda: snapshot(self.widget.data, self.widget.state))
 
     def _repr_mimebundle_(self, **kwargs):  # the object itself displays as its widget in a notebook
         return self.widget._repr_mimebundle_(**kwargs)

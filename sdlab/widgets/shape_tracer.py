@@ -84,8 +84,9 @@ def view_html(view: BlockView) -> str:
     rows = [("block", f"<b>{e(view.name)}</b> ({e(view.type)})"), ("parameters", f"{view.params:,}")]
     rows += [("input" if k == "input" else f"input {e(k)}", f"<code>{e(v)}</code>") for k, v in view.inputs]
     rows.append(("output", f"<code>{e(view.output)}</code>"))
-    skips = [("skip in", f"<code>{e(str(s))}</code>") for s in view.skips_in]
-    skips += [("skip out", f"<code>{e(str(s))}</code>") for s in view.skips_out]
+    wrap = lambda s: e(str(s)).replace(".", ".<wbr>")  # noqa: E731  a long name wraps at a dot, never in a number
+    skips = [("skip in", f"<code>{wrap(s)}</code>") for s in view.skips_in]
+    skips += [("skip out", f"<code>{wrap(s)}</code>") for s in view.skips_out]
     if view.children:
         rows.append(("contains", ", ".join(e(c.removeprefix(view.name + ".")) for c in view.children)))
     table = lambda rs: "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rs)  # noqa: E731

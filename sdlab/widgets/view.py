@@ -64,7 +64,8 @@ def small(image: np.ndarray) -> np.ndarray:
 
 
 class View(anywidget.AnyWidget):
-    """kind: "explorer", "stepper" or "tracer"; data: everything the view draws; state: the current choice."""
+    """kind: a view in sdlab.js ("explorer", "stepper", "tracer", "noise", "sweep", "tracing"); data: everything
+    the view draws; state: the current choice."""
 
     _esm = HERE / "sdlab.js"
     _css = HERE / "sdlab.css"
