@@ -263,13 +263,13 @@ def test_each_export_works_offline(exports, browser):
     assert "step 3 of 3" in page.locator(".sdlab-title").inner_text()  # the slider and the title count alike
 
 
-def test_the_book_works_offline(tmp_path, browser):
+def test_the_book_works_offline(tmp_path, browser, live_export):
     chapter = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# The VAE's shapes"),
                                               nbformat.v4.new_code_cell("import sdlab\nfrom sdlab.widgets import "
                                                                         "ShapeTracer\nShapeTracer(sdlab.architecture("
                                                                         "'sd15').trace(['vae'])).widget")])
     nbformat.write(chapter, tmp_path / "01_vae.ipynb")
-    index = build([tmp_path / "01_vae.ipynb"], tmp_path / "book")
+    index = build([tmp_path / "01_vae.ipynb"], tmp_path / "book", export_dir=live_export)
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     offline(page)
     page.goto(index.as_uri())

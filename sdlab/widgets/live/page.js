@@ -44,7 +44,7 @@
   function settings() {
     const prompt = $("prompt").value, encoded = tokenizer.encode(prompt);
     const keyWeights = new Array(2 * manifest.tokenizer.max_length).fill(1);
-    const word = encoded.words[Number($("word").value)];
+    const word = $("word").value === "" ? null : encoded.words[Number($("word").value)];
     if (word) for (const p of word.positions) keyWeights[manifest.tokenizer.max_length + p] = Number($("word-weight").value);
     const skipScales = manifest.skips.map((_, k) => (String(k) === $("skip").value ? Number($("skip-scale").value) : 1));
     return { prompt, words: encoded.words, ids: encoded.ids, negativeIds: tokenizer.encode("").ids,
@@ -158,4 +158,5 @@
   live.run = () => live.ready.then(generate);
   live.heatmap = heatmap;
   live.words = () => state.words.map((w) => w.text);
+  live.busy = () => state.running || state.queued;
 })();
