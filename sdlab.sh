@@ -40,7 +40,7 @@ case "${1:-lab}" in
     setup
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} exec "$PY" -m sdlab.widgets.book "${@:2}" ;;
   test)
-    setup chromium:chromium
+    setup chromium:chromium node:nodejs npm:npm  # node: the live page's JS tests; npm: onnxruntime-web
     # the models under test are small: one thread each keeps pytest and the notebook kernels from contending
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} exec "$PY" -m pytest "${@:2}" ;;
   *)  # any other word is an sdlab command: `bash sdlab.sh generate --prompt ...`

@@ -1,7 +1,8 @@
 // The "try it" page: prompt, seed, steps, guidance; the image, each step's x0, each word's heatmap by layer and
 // step; a skip's scale and a word's weight as live edits. The model runs in a Web Worker (worker.js); this file
 // only tokenises, draws and asks. Everything it loads is inlined in the page (script tags with ids "asset-*").
-// window.sdlabLive: {ready: Promise, run(): Promise of the finished run, heatmap(word, layer, step), last}
+// window.sdlabLive: {ready: Promise, readyMs (since navigation), run(): Promise of the finished run,
+//                    heatmap(word, layer, step), words(), busy(), last: the last run's settings and timings}
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -17,13 +18,12 @@
     return `data:${node.dataset.type};base64,${node.textContent.trim()}`;
   }
 
-  const started = performance.now();
   const worker = new Worker(URL.createObjectURL(new Blob([$("live-worker").textContent], { type: "text/javascript" })));
   live.ready = new Promise((resolve, reject) => {
     worker.onmessage = (event) => {
       const m = event.data;
       if (m.type === "ready") {
-        live.readyMs = performance.now() - started;
+        live.readyMs = performance.now();  // since navigation began
         status(`ready in ${(live.readyMs / 1000).toFixed(1)} s: type a prompt and press Enter`);
         resolve(live.readyMs);
         generate();
@@ -89,7 +89,7 @@
     state.running = false;
     state.image = m.image;
     const ms = performance.now() - state.started;
-    live.last = { settings: state.settings, ms, workerMs: m.ms };
+    live.last = { settings: state.settings, ms, workerMs: m.ms, unetMs: m.unetMs, decodeMs: m.decodeMs };
     draw($("image"), m.image);
     fillStepChoice();
     drawMaps();

@@ -2,7 +2,7 @@
 // thread. Runs after ort.wasm.min.js, randn.js and scheduler.js in the same worker script.
 // in:  {type: "init", manifest, urls: {glue, wasm, text_encoder, unet, decoder}}
 //      {type: "run", ids, negativeIds, seed, steps, guidance, skipScales, keyWeights}
-// out: {type: "ready", ms} | {type: "step", run, step, t, maps} | {type: "done", run, image, ms}
+// out: {type: "ready", ms} | {type: "step", run, step, t, maps} | {type: "done", run, image, ms, unetMs, decodeMs}
 //      | {type: "x0", run, step, t, x0} (each step's x0 decoded after the image: it never delays it) | {type: "error"}
 "use strict";
 let sessions = null, manifest = null, current = 0;
@@ -12,6 +12,12 @@ self.onmessage = (event) => {
   const work = message.type === "init" ? init(message) : run(message, ++current);
   work.catch((error) => self.postMessage({ type: "error", message: String((error && error.message) || error) }));
 };
+
+// onnxruntime-web's runs resolve through microtasks only: without a task break a newer message would wait.
+// A MessageChannel break, as setTimeout's nested calls are clamped to 4 ms.
+const breaks = new MessageChannel(), waiting = [];
+breaks.port1.onmessage = () => waiting.shift()();
+const yieldToMessages = () => new Promise((resolve) => { waiting.push(resolve); breaks.port2.postMessage(0); });
 
 async function bytes(url) {
   return new Uint8Array(await (await fetch(url)).arrayBuffer());
@@ -60,12 +66,16 @@ async function run(message, id) {
     key_weights: new ort.Tensor("float32", Float32Array.from(message.keyWeights), [2, length]),
   };
   const timesteps = sdlabScheduler.timesteps(manifest.scheduler, message.steps), x0s = [];
+  let unetMs = 0;
   for (let k = 0; k < timesteps.length; k++) {
     const t = timesteps[k], sample = new Float32Array(2 * n);
     sample.set(x);
     sample.set(x, n);
+    const called = performance.now();
     const out = await sessions.unet.run({ ...feeds, sample: new ort.Tensor("float32", sample, [2, c, h, w]),
                                           timestep: new ort.Tensor("int64", BigInt64Array.of(BigInt(t)), [1]) });
+    unetMs += performance.now() - called;
+    await yieldToMessages();
     if (id !== current) return;  // a newer run was asked for: drop this one
     const step = sdlabScheduler.step(manifest.scheduler, message.steps, t, sdlabScheduler.guide(out.prediction.data, message.guidance), x);
     x = step.prev;
@@ -73,9 +83,13 @@ async function run(message, id) {
     const maps = manifest.layers.map((layer) => out["attention." + layer.path].data);
     self.postMessage({ type: "step", run: id, step: k, t, maps }, maps.map((m) => m.buffer));
   }
+  const denoised = performance.now();
   const image = await decode(x);
-  self.postMessage({ type: "done", run: id, image, ms: performance.now() - start }, [image.buffer]);
-  for (let k = 0; k < x0s.length && id === current; k++) {
+  const ms = performance.now() - start, decodeMs = performance.now() - denoised;
+  self.postMessage({ type: "done", run: id, image, ms, unetMs: unetMs, decodeMs }, [image.buffer]);
+  for (let k = 0; k < x0s.length; k++) {
+    await yieldToMessages();
+    if (id !== current) return;
     const x0 = await decode(x0s[k]);
     self.postMessage({ type: "x0", run: id, step: k, t: timesteps[k], x0 }, [x0.buffer]);
   }
