@@ -41,6 +41,9 @@ def measure(url: str, runs: int) -> tuple[float, list[dict]]:
         page.goto(url)
         page.wait_for_function("() => window.sdlabLive && window.sdlabLive.readyMs > 0", timeout=120_000)
         ready = page.evaluate("window.sdlabLive.readyMs") / 1000
+        parts = page.evaluate("window.sdlabLive.workerReady")
+        print(f"  worker: {parts['ms'] / 1000:.2f} s of that: " + ", ".join(
+            f"{k} {v / 1000:.2f} s" for k, v in parts["parts"].items()))
         page.wait_for_function("() => window.sdlabLive.last && !window.sdlabLive.busy()", timeout=120_000)  # warm-up
         results = []
         for k in range(runs):

@@ -24,6 +24,7 @@
       const m = event.data;
       if (m.type === "ready") {
         live.readyMs = performance.now();  // since navigation began
+        live.workerReady = { ms: m.ms, parts: m.parts };
         status(`ready in ${(live.readyMs / 1000).toFixed(1)} s: type a prompt and press Enter`);
         resolve(live.readyMs);
         generate();

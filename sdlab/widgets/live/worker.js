@@ -2,7 +2,7 @@
 // thread. Runs after ort.wasm.min.js, randn.js and scheduler.js in the same worker script.
 // in:  {type: "init", manifest, urls: {glue, wasm, text_encoder, unet, decoder}}
 //      {type: "run", ids, negativeIds, seed, steps, guidance, skipScales, keyWeights}
-// out: {type: "ready", ms} | {type: "step", run, step, t, maps} | {type: "done", run, image, ms, unetMs, decodeMs}
+// out: {type: "ready", ms, parts} | {type: "step", run, step, t, maps} | {type: "done", run, image, ms, unetMs, decodeMs}
 //      | {type: "x0", run, step, t, x0} (each step's x0 decoded after the image: it never delays it) | {type: "error"}
 "use strict";
 let sessions = null, manifest = null, current = 0;
@@ -23,17 +23,20 @@ async function bytes(url) {
   return new Uint8Array(await (await fetch(url)).arrayBuffer());
 }
 
-async function init(message) {
-  const start = performance.now();
+async function init(message) {  // ready: {ms, parts: {wasm, text_encoder, unet, decoder}} in ms
+  const start = performance.now(), parts = {};
   manifest = message.manifest;
   Object.assign(ort.env.wasm, { numThreads: 1, proxy: false, wasmPaths: { mjs: message.urls.glue, wasm: message.urls.wasm } });
   ort.env.wasm.wasmBinary = await bytes(message.urls.wasm);
+  parts.wasm = performance.now() - start;
   const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
   sessions = {};
   for (const name of ["text_encoder", "unet", "decoder"]) {
+    const begun = performance.now();
     sessions[name] = await ort.InferenceSession.create(await bytes(message.urls[name]), options);
+    parts[name] = performance.now() - begun;
   }
-  self.postMessage({ type: "ready", ms: performance.now() - start });
+  self.postMessage({ type: "ready", ms: performance.now() - start, parts });
 }
 
 async function encode(ids) {
