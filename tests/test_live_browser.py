@@ -5,6 +5,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -129,7 +131,17 @@ def test_the_page_runs_from_a_static_host(book, browser):
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
                               cwd=book.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        page = open_live(browser, f"http://127.0.0.1:{port}/try.html")
+        url = f"http://127.0.0.1:{port}/try.html"
+        deadline = time.monotonic() + 30
+        while True:  # until the server answers
+            try:
+                urllib.request.urlopen(url, timeout=5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        page = open_live(browser, url)
         page.wait_for_function("() => window.sdlabLive && window.sdlabLive.readyMs > 0", timeout=60_000)
         image = finished(page, "a blue square on the right")  # the page runs its default prompt once ready
         assert objects(image) == PROMPTS["a blue square on the right"]
