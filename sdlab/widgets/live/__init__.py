@@ -76,14 +76,19 @@ def build_page(out: Path, export_dir: Path | None = None) -> Path:
         return write_page(out, export("tiny", Path(tmp) / "export"), runtime)
 
 
+def sources(names: list[str]) -> str:
+    return "\n".join((HERE / n).read_text(encoding="utf-8") for n in names)
+
+
 def write_page(out: Path, export_dir: Path, runtime: dict[str, bytes]) -> Path:
+    """try.html: the page's markup with the manifest, the worker's script and every file inlined."""
     manifest = json.loads((export_dir / "live.json").read_text(encoding="utf-8"))
-    source = lambda names: "\n".join((HERE / n).read_text(encoding="utf-8") for n in names)  # noqa: E731
-    worker = runtime["runtime"].decode("utf-8") + "\n" + source(WORKER)
+    worker = runtime["runtime"].decode("utf-8") + "\n" + sources(WORKER)
     assets = [script("live-manifest", json.dumps(manifest).replace("</", "<\\/"), "application/json"),
-              script("live-worker", worker), inline("glue", runtime["glue"], "text/javascript"), inline("wasm", runtime["wasm"])]
+              script("live-worker", worker), inline("glue", runtime["glue"], "text/javascript"),
+              inline("wasm", runtime["wasm"])]
     assets += [inline(name, (export_dir / file).read_bytes()) for name, file in manifest["files"].items()]
-    assets.append(f"<script>\n{source(PAGE)}\n</script>\n")
+    assets.append(script("live-page", sources(PAGE), "text/javascript"))
     page = (HERE / "page.html").read_text(encoding="utf-8").replace("<!-- ASSETS -->", "".join(assets))
     path = out / PAGE_NAME
     tmp = path.with_suffix(".tmp")
