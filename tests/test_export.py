@@ -127,8 +127,14 @@ def test_skip_scales_and_key_weights_are_sdlab_edits(pipe, sessions, manifest):
 
 
 def test_export_refuses_a_pipeline_it_cannot_run(tmp_path):
+    from diffusers import EulerDiscreteScheduler
+
     with pytest.raises(SdlabError, match="UNet pipelines"):
         export(sdlab.load("tiny-mmdit"), tmp_path / "out")
+    euler = sdlab.load("tiny")
+    euler.scheduler = EulerDiscreteScheduler.from_config(euler.scheduler.config)
+    with pytest.raises(SdlabError, match="DDIMScheduler"):  # the page ports DDIM only
+        export(euler, tmp_path / "out")
     with pytest.raises(SdlabError, match="does not exist"):
         export("tiny", tmp_path / "missing" / "out")
     assert not (tmp_path / "out").exists()

@@ -22,8 +22,9 @@ def export(model="tiny", out="build/live") -> Path:
     out = Path(out)
     if not out.parent.is_dir():
         raise SdlabError(f"cannot write {out}: folder {out.parent} does not exist")
-    out.mkdir(exist_ok=True)
     unet, h, w = LiveUNet(pipe.unet), *latent_size(pipe)
+    data = manifest(pipe, unet, (h, w))  # checks scheduler and tokenizer before any file or slow export
+    out.mkdir(exist_ok=True)
     length = pipe.tokenizer.model_max_length
     ids = torch.zeros(1, length, dtype=torch.int64)
     text = torch.zeros(2, length, pipe.text_encoder.config.hidden_size)
@@ -34,7 +35,7 @@ def export(model="tiny", out="build/live") -> Path:
              out / FILES["unet"], ["sample", "timestep", "text", "skip_scales", "key_weights"],
              ["prediction", *[f"attention.{la.path}" for la in unet.layers]])
         save(Decoder(pipe.vae), (sample[:1],), out / FILES["decoder"], ["latents"], ["image"])
-    (out / "live.json").write_text(json.dumps(manifest(pipe, unet, (h, w))), encoding="utf-8")
+    (out / "live.json").write_text(json.dumps(data), encoding="utf-8")
     return out
 
 
@@ -60,8 +61,11 @@ def manifest(pipe, unet: LiveUNet, latent_hw) -> dict:
     if type(scheduler).__name__ != "DDIMScheduler" or config.prediction_type not in ("epsilon", "v_prediction"):
         raise SdlabError("export needs a DDIMScheduler predicting epsilon or v (sdlab-tiny's); this pipeline has "
                          f"{type(scheduler).__name__}")
-    folder = Path(tokenizer.name_or_path)
-    merges = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()[1:]
+    merges_file = Path(tokenizer.name_or_path) / "merges.txt"
+    if not merges_file.is_file():
+        raise SdlabError(f"export reads the tokenizer's merges.txt, and {merges_file} is none: load the model "
+                         "from a local diffusers folder")
+    merges = merges_file.read_text(encoding="utf-8").splitlines()[1:]
     scale = getattr(pipe, "vae_scale_factor", 8)
     return {
         "files": FILES,
