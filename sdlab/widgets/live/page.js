@@ -13,9 +13,8 @@
   const live = { last: null };
   window.sdlabLive = live;
 
-  function assetUrl(name) {  // an inlined file as a data: URL the worker fetches or imports (file:// allows no other)
-    const node = $("asset-" + name);
-    return `data:${node.dataset.type};base64,${node.textContent.trim()}`;
+  function asset(name) {  // an inlined file: its base64 text for the worker to decode
+    return { base64: $("asset-" + name).textContent.trim() };
   }
 
   const worker = new Worker(URL.createObjectURL(new Blob([$("live-worker").textContent], { type: "text/javascript" })));
@@ -36,8 +35,9 @@
       } else onResult(m);
     };
   });
-  const urls = { glue: assetUrl("glue"), wasm: assetUrl("wasm") };
-  for (const name of Object.keys(manifest.files)) urls[name] = assetUrl(name);
+  // onnxruntime-web imports its glue by URL: a data: URL, as file:// pages may import no other
+  const urls = { glue: "data:text/javascript;base64," + asset("glue").base64, wasm: asset("wasm") };
+  for (const name of Object.keys(manifest.files)) urls[name] = asset(name);
   worker.postMessage({ type: "init", manifest, urls });
 
   function status(text) { $("status").textContent = text; }

@@ -1,6 +1,6 @@
 // The page's Web Worker: onnxruntime-web sessions for the three graphs and the denoising loop, off the page's
 // thread. Runs after ort.wasm.min.js, randn.js and scheduler.js in the same worker script.
-// in:  {type: "init", manifest, urls: {glue, wasm, text_encoder, unet, decoder}}
+// in:  {type: "init", manifest, urls: {glue: a URL; wasm, text_encoder, unet, decoder: URLs or {base64}}}
 //      {type: "run", ids, negativeIds, seed, steps, guidance, skipScales, keyWeights}
 // out: {type: "ready", ms, parts} | {type: "step", run, step, t, maps} | {type: "done", run, image, ms, unetMs, decodeMs}
 //      | {type: "x0", run, step, t, x0} (each step's x0 decoded after the image: it never delays it) | {type: "error"}
@@ -19,22 +19,25 @@ const breaks = new MessageChannel(), waiting = [];
 breaks.port1.onmessage = () => waiting.shift()();
 const yieldToMessages = () => new Promise((resolve) => { waiting.push(resolve); breaks.port2.postMessage(0); });
 
-async function bytes(url) {
-  return new Uint8Array(await (await fetch(url)).arrayBuffer());
+async function bytes(source) {  // a URL, or {base64} inlined in the page (decoded natively where the browser can)
+  if (typeof source === "string") return new Uint8Array(await (await fetch(source)).arrayBuffer());
+  if (Uint8Array.fromBase64) return Uint8Array.fromBase64(source.base64);
+  return bytes("data:application/octet-stream;base64," + source.base64);
 }
 
-async function init(message) {  // ready: {ms, parts: {wasm, text_encoder, unet, decoder}} in ms
+async function init(message) {  // ready: {ms, parts: {wasm, "unet read", unet (its session), ...}} in ms
   const start = performance.now(), parts = {};
   manifest = message.manifest;
-  Object.assign(ort.env.wasm, { numThreads: 1, proxy: false, wasmPaths: { mjs: message.urls.glue, wasm: message.urls.wasm } });
+  Object.assign(ort.env.wasm, { numThreads: 1, proxy: false, wasmPaths: { mjs: message.urls.glue } });
   ort.env.wasm.wasmBinary = await bytes(message.urls.wasm);
   parts.wasm = performance.now() - start;
   const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
   sessions = {};
   for (const name of ["text_encoder", "unet", "decoder"]) {
-    const begun = performance.now();
-    sessions[name] = await ort.InferenceSession.create(await bytes(message.urls[name]), options);
-    parts[name] = performance.now() - begun;
+    const begun = performance.now(), model = await bytes(message.urls[name]);
+    parts[name + " read"] = performance.now() - begun;
+    sessions[name] = await ort.InferenceSession.create(model, options);
+    parts[name] = performance.now() - begun - parts[name + " read"];
   }
   self.postMessage({ type: "ready", ms: performance.now() - start, parts });
 }
