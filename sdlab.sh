@@ -37,10 +37,10 @@ case "${1:-lab}" in
     root=(); [ "$(id -u)" -eq 0 ] && root=(--allow-root)
     exec .venv/bin/jupyter lab --notebook-dir=notebooks "${root[@]}" ;;
   book)  # the executed chapters as a static site in build/book (or --out DIR); widgets work offline
-    setup
+    setup npm:npm  # onnxruntime-web for the live page, from the npm registry
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} exec "$PY" -m sdlab.widgets.book "${@:2}" ;;
   test)
-    setup chromium:chromium
+    setup chromium:chromium node:nodejs npm:npm  # node: the live page's JS tests; npm: onnxruntime-web
     # the models under test are small: one thread each keeps pytest and the notebook kernels from contending
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} exec "$PY" -m pytest "${@:2}" ;;
   *)  # any other word is an sdlab command: `bash sdlab.sh generate --prompt ...`

@@ -21,3 +21,11 @@ def pipe_dir(random_pipe, tmp_path_factory):
     (folder / "tokenizer" / "tokenizer.json").unlink(missing_ok=True)
     write_tokenizer_folder(WORDS, folder / "tokenizer")
     return folder
+
+
+@pytest.fixture(scope="session")
+def live_export(tmp_path_factory):
+    """sdlab-tiny exported once for the session: the ONNX graphs and live.json the page runs."""
+    from sdlab.export import export
+
+    return export("tiny", tmp_path_factory.mktemp("live") / "export")

@@ -362,13 +362,13 @@ def test_each_export_works_offline(exports, browser):
         page.close()
 
 
-def test_the_book_works_offline_and_logs_no_error(tmp_path, browser):
+def test_the_book_works_offline_and_logs_no_error(tmp_path, browser, live_export):
     chapter = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# The VAE's shapes\nA latent is $\\sqrt{\\bar\\alpha_t}\\,x_0$ plus noise."),
         nbformat.v4.new_code_cell("import sdlab\nfrom sdlab.widgets import ShapeTracer\n"
                                   "ShapeTracer(sdlab.architecture('sd15').trace(['vae'])).widget")])
     nbformat.write(chapter, tmp_path / "01_vae.ipynb")
-    index = build([tmp_path / "01_vae.ipynb"], tmp_path / "book")
+    index = build([tmp_path / "01_vae.ipynb"], tmp_path / "book", export_dir=live_export)
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     errors = watch(page)  # every request off the machine refused and counted as an error
     page.goto(index.as_uri())

@@ -38,12 +38,15 @@ class skip:  # noqa: N801 - read as a verb: edit(pipe, skip(...))
         block, index = self.resolve(unet)
 
         def pre(module, args, kwargs):
-            if not ctx.active(self.steps):
-                return None
-            args, kwargs = list(args), dict(kwargs)
-            where, key = (kwargs, "res_hidden_states_tuple") if "res_hidden_states_tuple" in kwargs else (args, 1)
-            skips = list(where[key])
-            skips[index] = skips[index] * self.scale
-            where[key] = tuple(skips)
-            return tuple(args), kwargs
+            return scaled(args, kwargs, index, self.scale) if ctx.active(self.steps) else None
         ctx.hooks.pre(unet.get_submodule(block), pre)
+
+
+def scaled(args, kwargs, index: int, scale) -> tuple:
+    """An up block's (args, kwargs) with res_hidden_states_tuple[index] times `scale` (a number or a tensor)."""
+    args, kwargs = list(args), dict(kwargs)
+    where, key = (kwargs, "res_hidden_states_tuple") if "res_hidden_states_tuple" in kwargs else (args, 1)
+    skips = list(where[key])
+    skips[index] = skips[index] * scale
+    where[key] = tuple(skips)
+    return tuple(args), kwargs

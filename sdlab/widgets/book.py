@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SdlabError
+from .live import build_page
 from .view import BOOK
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -52,8 +53,9 @@ def typeset(markdown: str) -> str:
                    for i, part in enumerate(parts))
 
 
-def build(notebooks: list[Path], out: Path, timeout: int = 600) -> Path:
-    """Execute each notebook (in its own folder, widgets as HTML) and write out/NAME.html and out/index.html."""
+def build(notebooks: list[Path], out: Path, timeout: int = 600, export_dir: Path | None = None) -> Path:
+    """Execute each notebook (in its own folder, widgets as HTML) and write out/NAME.html, the live page
+    out/try.html (from sdlab.export's files in export_dir, else exported now) and out/index.html."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
@@ -80,10 +82,13 @@ def build(notebooks: list[Path], out: Path, timeout: int = 600) -> Path:
         body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": titles[-1]}})
         page = re.sub(r"<body[^>]*>", lambda m: m.group(0) + nav(pages, i), body, count=1)
         (out / pages[i]).write_text(page, encoding="utf-8")
+    live = build_page(out, export_dir)  # the model itself, running in the page
     items = "".join(f"<li><a href='{p}'>{html.escape(t)}</a> <small>({p[:-5]})</small></li>"
                     for p, t in zip(pages, titles))
     (out / "index.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>sdlab</title></head>"
-                                    f"<body><h1>sdlab: the chapters</h1><ol>{items}</ol></body></html>\n",
+                                    f"<body><h1>sdlab: the chapters</h1><p><a href='{live.name}'>Try sdlab-tiny live in "
+                                    f"this browser</a>: your own prompt, its maps and edits</p><ol>{items}</ol>"
+                                    f"</body></html>\n",
                                     encoding="utf-8")
     return out / "index.html"
 
