@@ -9,6 +9,7 @@ import torch
 
 from ..errors import SdlabError
 from .base import Context, check_steps
+from .skip import finite_number
 
 
 @dataclass
@@ -18,8 +19,8 @@ class timestep:  # noqa: N801 - read as a noun: edit(pipe, timestep(...))
     steps: object = None
 
     def __post_init__(self):
-        if not callable(self.told) and not isinstance(self.told, (int, float)):
-            raise SdlabError(f"timestep needs a number or a function of the true timestep, not {self.told!r}")
+        if not callable(self.told) and not finite_number(self.told):
+            raise SdlabError(f"timestep needs a finite number or a function of the true timestep, not {self.told!r}")
         self.steps = check_steps(self.steps)
 
     def install(self, ctx: Context) -> None:
