@@ -5,6 +5,7 @@
 """
 import functools
 import inspect
+import contextlib
 import signal
 import threading
 from contextlib import contextmanager
@@ -28,6 +29,64 @@ def deferred_interrupts():
         signal.signal(signal.SIGINT, previous)
         if caught:
             raise KeyboardInterrupt
+
+
+class ExitGuard:
+    """While any sdlab block is open, a Ctrl-C landing where Python is about to call a block's undo (the first
+    instruction of Block.__exit__, or contextlib.ExitStack between callbacks) waits until that undo has run.
+
+    Anywhere else it is raised at once, by the handler that was there before (Python's KeyboardInterrupt).
+    """
+
+    def __init__(self):
+        self.open, self.pending, self.previous = 0, False, None
+        self.codes: set = set()
+
+    def opened(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGINT) != self.handler:  # never keep our own handler as the one before
+            self.previous = signal.signal(signal.SIGINT, self.handler)
+        self.open += 1
+
+    def closed(self) -> None:
+        """After a block's undo: put the old handler back with the last block, and raise a Ctrl-C that waited."""
+        if threading.current_thread() is not threading.main_thread() or self.open == 0:
+            return
+        self.open -= 1
+        if self.open == 0 and signal.getsignal(signal.SIGINT) == self.handler:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def handler(self, signum, frame):
+        if self.exiting(frame):
+            self.pending = True  # raised by closed() once this block's hooks are gone
+            return
+        previous = self.previous if callable(self.previous) else signal.default_int_handler
+        if self.previous != signal.SIG_IGN:
+            previous(signum, frame)
+
+
+    def exiting(self, frame) -> bool:
+        """Whether the interrupted code runs inside an exit (also through another signal's handler, as in tests)."""
+        while frame is not None and frame.f_code not in self.codes:
+            frame = frame.f_back
+        return frame is not None
+
+
+def _codes(*functions) -> set:
+    """The code objects of functions and of the functions defined inside them."""
+    found, todo = set(), [f.__code__ for f in functions]
+    while todo:
+        code = todo.pop()
+        found.add(code)
+        todo += [c for c in code.co_consts if hasattr(c, "co_code")]
+    return found
+
+
+EXIT_GUARD = ExitGuard()
 
 
 def replace_main(output, fn):
@@ -165,11 +224,15 @@ class Block:
         if self.hooks is not None:
             raise SdlabError(f"this {self.name} was already used: open a new `{self.usage}` for each run")
         self.hooks = Hooks()
+        EXIT_GUARD.opened()
         try:
             with deferred_interrupts():
                 self.install(self.hooks)
         except BaseException:
-            self.hooks.close()
+            try:
+                self.hooks.close()
+            finally:
+                EXIT_GUARD.closed()
             raise
         return self.opened()
 
@@ -180,5 +243,10 @@ class Block:
             except KeyboardInterrupt:  # Ctrl-C landed before the undo could hold it: undo all the same, then stop
                 self.hooks.close()
                 raise
+            finally:
+                EXIT_GUARD.closed()
         finally:
             self.closed(error)
+
+
+EXIT_GUARD.codes = _codes(Block.__exit__, contextlib.ExitStack.__exit__)
