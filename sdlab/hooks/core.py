@@ -108,6 +108,18 @@ class Hooks:
 
     def __init__(self):
         self._undo: list = []
+        self.thread = threading.get_ident()  # hooks act for the thread that made them; another is refused
+
+    def own(self, fn):
+        """fn, refusing calls from any thread but this one's: two threads' runs would mix silently in one block."""
+        @functools.wraps(fn)  # a patched method keeps its signature (retrieve_timesteps reads it)
+        def call(*args, **kwargs):
+            if threading.get_ident() != self.thread:
+                raise SdlabError("this pipeline is inside an sdlab block opened in another thread, whose hooks would "
+                                 "mix both threads' runs: run it from the thread that opened the block, or give each "
+                                 "thread its own pipeline")
+            return fn(*args, **kwargs)
+        return call
 
     def __enter__(self) -> "Hooks":
         return self
@@ -140,11 +152,11 @@ class Hooks:
 
     def pre(self, module: torch.nn.Module, fn) -> None:
         """fn(module, args, kwargs) runs before forward; it may return (args, kwargs) to replace them."""
-        self._undo.append(module.register_forward_pre_hook(fn, with_kwargs=True).remove)
+        self._undo.append(module.register_forward_pre_hook(self.own(fn), with_kwargs=True).remove)
 
     def post(self, module: torch.nn.Module, fn) -> None:
         """fn(module, args, kwargs, output) runs after forward; it may return a replacement output."""
-        self._undo.append(module.register_forward_hook(fn, with_kwargs=True).remove)
+        self._undo.append(module.register_forward_hook(self.own(fn), with_kwargs=True).remove)
 
     def output(self, module: torch.nn.Module, fn) -> None:
         """fn(tensor) sees the module's main output tensor and returns None to observe or a tensor to replace it."""
@@ -190,7 +202,7 @@ class Hooks:
         held = vars(owner)
         missing = object()
         before = held.get(name, missing)
-        setattr(owner, name, make(getattr(owner, name)))
+        setattr(owner, name, self.own(make(getattr(owner, name))))
 
         def undo():
             if before is missing:
