@@ -62,3 +62,38 @@ def test_every_call_of_a_block_is_edited_the_same(random_pipe, name):
     with edit(random_pipe, edit.ablate(name)):
         first, second = run(random_pipe), run(random_pipe)
     assert np.array_equal(first, second) and not np.array_equal(first, plain)
+
+
+# One timestep unit on every model -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def transformer_pipes(tmp_path_factory):
+    from transformer_pipes import flux_pipe, sd3_pipe
+
+    return {"sd3": sd3_pipe(tmp_path_factory.mktemp("sd3")), "flux": flux_pipe(tmp_path_factory.mktemp("flux"))}
+
+
+def told_timesteps(pipe, *edits) -> list[float]:
+    """What the denoiser was given as its timestep at each call (the first row), under the edits."""
+    seen = []
+    _, module = sdlab.hooks.denoiser(pipe)
+    with edit(pipe, *edits):  # the edit's hook first, then this one sees what the denoiser is given
+        handle = module.register_forward_pre_hook(lambda m, a, k: seen.append(float(k["timestep"].flatten()[0])),
+                                                  with_kwargs=True)
+        try:
+            pipe("a red circle", num_inference_steps=2, height=32, width=32, output_type="np",
+                 generator=torch.Generator().manual_seed(0))
+        finally:
+            handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("model, per_unit", [("sd3", 1), ("flux", 1000)])
+def test_timestep_is_in_the_schedulers_unit_on_every_model(transformer_pipes, model, per_unit):
+    pipe = transformer_pipes[model]
+    pipe.set_progress_bar_config(disable=True)
+    plain = told_timesteps(pipe)
+    assert pytest.approx([t * per_unit for t in plain]) == pipe.scheduler.timesteps.tolist()  # diffusers' own unit
+    assert told_timesteps(pipe, edit.timestep(500)) == pytest.approx([500 / per_unit] * 2)
+    assert told_timesteps(pipe, edit.timestep(lambda t: t - 100)) == pytest.approx([t - 100 / per_unit for t in plain])
+    assert told_timesteps(pipe, edit.timestep(lambda t: t)) == plain  # identity: exactly what the pipeline passed
