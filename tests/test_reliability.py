@@ -353,14 +353,14 @@ def test_fused_projections_are_refused_and_unfused_ones_captured(own_pipe, rando
 
 # Ctrl-C in the exit windows: where Python is about to call a block's undo --------------------------------------------
 
-def _ctrl_c_at(code, nth: int, events=("call", "line")):
+def _ctrl_c_at(code, nth: int):
     """A tracer that delivers Ctrl-C at the nth call/line event of frames running `code`, as CPython does for a real
     SIGINT at that instruction: it calls the Python-level SIGINT handler with that frame (raising there if it raises).
     """
     seen = []
 
     def local(frame, event, arg):
-        if event in events and frame.f_code is code:
+        if event in ("call", "line") and frame.f_code is code:
             seen.append(event)
             if len(seen) == nth + 1:
                 signal.getsignal(signal.SIGINT)(signal.SIGINT, frame)
@@ -404,11 +404,9 @@ def test_ctrl_c_as_blocks_exit_undoes_every_block_and_still_stops(random_pipe, s
     from sdlab.hooks.core import Block
 
     before = state(random_pipe)  # the fused-projection test above leaves the VAE's own attributes changed
-    targets = [(Block.__exit__.__code__, ("call",))]
-    if how == "exitstack":
-        targets.append((contextlib.ExitStack.__exit__.__code__, ("call", "line")))
+    targets = [Block.__exit__] + ([contextlib.ExitStack.__exit__] if how == "exitstack" else [])
     tries = 0
-    for code, _ in targets:
+    for code in (f.__code__ for f in targets):  # each of its calls and lines, in every block's exit
         nth = 0
         while True:
             stopped, events = _exit_with_ctrl_c(random_pipe, CONTEXTS[kind], how, code, nth)
