@@ -166,10 +166,13 @@ def _check_edits(edits: list, pipe, prompt: str) -> None:
     name, module = denoiser(pipe)
     tokens = tokenize(prompt_tokenizers(pipe)[0], prompt)
     for e in edits:
-        if hasattr(e, "resolve") and name != "unet":
+        if not hasattr(e, "resolve"):
+            tokens.indices(e.word)
+        elif name != "unet":
             raise SdlabError(f"--skip scales a UNet skip connection, and this model's denoiser is a {name} "
                              f"({type(module).__name__}) with none: use --reweight or --inject-from")
-        e.resolve(module) if hasattr(e, "resolve") else tokens.indices(e.word)
+        else:
+            e.resolve(module)
 
 
 def _cmd_edit(args) -> int:

@@ -47,7 +47,8 @@ def test_edit_reweight_and_inject(model, here, capsys):
     assert "reweight 'red' x 0; inject maps of 'a blue square on the right'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("model, denoiser", [("tiny", "unet.mid_block"), ("tiny-mmdit", "transformer.transformer_blocks.0")])
+@pytest.mark.parametrize("model, denoiser", [("tiny", "unet.mid_block"),
+                                             ("tiny-mmdit", "transformer.transformer_blocks.0")])
 def test_trace_model(model, denoiser, here, capsys):
     assert main(["trace", "--model", model, "--steps", "1"]) == 0
     out = capsys.readouterr().out
