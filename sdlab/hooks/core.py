@@ -3,9 +3,9 @@
 >>> with Hooks() as hooks: hooks.output(unet.conv_in, lambda value: value * 0)   # a replacement
 >>> # on exit (also by an exception or Ctrl-C) every hook, processor and patched method is as it was
 """
+import contextlib
 import functools
 import inspect
-import contextlib
 import signal
 import threading
 from contextlib import contextmanager
@@ -32,8 +32,8 @@ def deferred_interrupts():
 
 
 class ExitGuard:
-    """While any sdlab block is open, a Ctrl-C landing where Python is about to call a block's undo (the first
-    instruction of Block.__exit__, or contextlib.ExitStack between callbacks) waits until that undo has run.
+    """While any sdlab block is open, a Ctrl-C landing inside Block.__exit__ (before its undo holds Ctrl-C itself)
+    or contextlib.ExitStack.__exit__ (between its callbacks) waits until that block's undo has run, then stops.
 
     Anywhere else it is raised at once, by the handler that was there before (Python's KeyboardInterrupt).
     """
@@ -67,7 +67,6 @@ class ExitGuard:
         previous = self.previous if callable(self.previous) else signal.default_int_handler
         if self.previous != signal.SIG_IGN:
             previous(signum, frame)
-
 
     def exiting(self, frame) -> bool:
         """Whether the interrupted code runs inside an exit (also through another signal's handler, as in tests)."""
