@@ -150,19 +150,29 @@ def _pair(text: str, what: str, default: float | None = None) -> tuple[str, floa
     return name, number
 
 
-def _edits(args, pipe) -> list:
-    """The edits the command line asks for, each checked against this pipeline and prompt before any run."""
+def _edits(args) -> list:
+    """The skip and reweight edits the command line asks for, each checked as it is made (before any model loads)."""
     from . import edit
-    from .tokens import tokenize
 
-    edits = [edit.skip(name, scale) for name, scale in (_pair(t, "skip", 0.0) for t in args.skip)]
+    return ([edit.skip(name, scale) for name, scale in (_pair(t, "skip", 0.0) for t in args.skip)]
+            + [edit.reweight(word, weight) for word, weight in (_pair(t, "reweight") for t in args.reweight)])
+
+
+def _check_edits(edits: list, pipe, prompt: str) -> None:
+    """Each edit against this pipeline and prompt: a skip it has, a word in the prompt."""
+    from .hooks import denoiser
+    from .tokens import prompt_tokenizers, tokenize
+
+    name, module = denoiser(pipe)
+    tokens = tokenize(prompt_tokenizers(pipe)[0], prompt)
     for e in edits:
-        e.resolve(pipe.unet)
-    tokens = tokenize(pipe.tokenizer, args.prompt)
-    for word, weight in (_pair(t, "reweight") for t in args.reweight):
-        tokens.indices(word)
-        edits.append(edit.reweight(word, weight))
-    return edits
+        if not hasattr(e, "resolve"):
+            tokens.indices(e.word)
+        elif name != "unet":
+            raise SdlabError(f"--skip scales a UNet skip connection, and this model's denoiser is a {name} "
+                             f"({type(module).__name__}) with none: use --reweight or --inject-from")
+        else:
+            e.resolve(module)
 
 
 def _cmd_edit(args) -> int:
@@ -179,11 +189,12 @@ def _cmd_edit(args) -> int:
         Request(args.inject_from, req.seed, req.steps).checked()
         if not 0 <= (args.inject_steps or 0) <= req.steps:
             raise SdlabError(f"--inject-steps must be 0 to {req.steps} (the run's steps), not {args.inject_steps}")
+    edits = _edits(args)
     out = image_path(args.out, args.overwrite)
     figure = image_path(out.with_name(f"{out.stem}_before_after.png"), args.overwrite)
     pipe = _load(args)
     req = _request(args, pipe)
-    edits = _edits(args, pipe)
+    _check_edits(edits, pipe, req.prompt)
     if args.inject_from:
         with capture_attention(pipe, heads="each", steps="each") as source:
             generate(pipe, Request(**{**vars(req), "prompt": args.inject_from}))
@@ -192,8 +203,8 @@ def _cmd_edit(args) -> int:
         edited = generate(pipe, req)
     plain = generate(pipe, req)
     said = "; ".join(f"{type(e).__name__} {_said(e)}" for e in edits)
-    save_png(edited, out)
-    before_after(plain, edited, said).savefig(figure, dpi=100)
+    _write_all({out: lambda part: save_png(edited, part),
+                figure: lambda part: before_after(plain, edited, said).savefig(part, dpi=100)})
     print(f"wrote {out} and {figure} ({said}; {_repeat(req)})", file=sys.stderr)
     return 0
 
@@ -206,6 +217,27 @@ def _said(e) -> str:
         return f"{e.word!r} x {e.weight:g}"
     return f"maps of {e.source.tokens.prompt!r}" + (f" for steps {e.steps[0]}..{e.steps[-1]}" if e.steps else
                                             "" if e.steps is None else " for no step")
+
+
+def _write_all(writes: dict) -> None:
+    """Call each write(part) on a hidden part file beside its path, then move them all in with Ctrl-C held:
+    every file or none (a half would make the re-run refuse for the file that exists)."""
+    from .generate import write_failed
+    from .hooks.core import deferred_interrupts
+
+    parts = {path: path.with_name(f".{path.stem}.part{path.suffix}") for path in writes}
+    try:
+        for path, write in writes.items():
+            try:
+                write(parts[path])
+            except OSError as error:
+                raise write_failed(path, error) from error
+        with deferred_interrupts():
+            for path, part in parts.items():
+                part.replace(path)
+    finally:
+        for part in parts.values():
+            part.unlink(missing_ok=True)
 
 
 def _write_folder(out: Path, write) -> None:

@@ -51,7 +51,11 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
 
 
 def x0_from_prediction(scheduler, prediction: torch.Tensor, timestep, sample: torch.Tensor) -> torch.Tensor:
-    """x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar), or sqrt(abar) x_t - sqrt(1 - abar) v, from the schedule's abar."""
+    """x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar), or sqrt(abar) x_t - sqrt(1 - abar) v, from the schedule's abar;
+    flow matching (SD3, Flux): x_t = (1 - sigma) x0 + sigma noise and the model predicts noise - x0."""
+    if not hasattr(scheduler, "alphas_cumprod"):
+        sigma = float(timestep) / scheduler.config.num_train_timesteps  # its timesteps are sigma x 1000
+        return sample - sigma * prediction
     abar = scheduler.alphas_cumprod.to(sample.device)[int(timestep)].to(sample.dtype)
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
@@ -62,11 +66,11 @@ def x0_from_prediction(scheduler, prediction: torch.Tensor, timestep, sample: to
 
 
 def _check(pipe):
-    for part in ("unet", "scheduler"):
-        if getattr(pipe, part, None) is None:
-            raise SdlabError(f"record_denoising needs a diffusers pipeline with a {part}, not a {type(pipe).__name__}")
+    if getattr(pipe, "scheduler", None) is None or not isinstance(getattr(pipe, "components", None), dict):
+        raise SdlabError(f"record_denoising needs a diffusers pipeline with a scheduler, not a {type(pipe).__name__}")
     denoiser(pipe)  # refuses a compiled UNet in one line
-    if not hasattr(pipe.scheduler, "alphas_cumprod"):
+    flow = type(pipe.scheduler).__name__.startswith("FlowMatch")
+    if not flow and not hasattr(pipe.scheduler, "alphas_cumprod"):
         raise SdlabError(f"{type(pipe.scheduler).__name__} has no alphas_cumprod schedule: predicted x0 is undefined "
                          "here; use a DDIM, DDPM, PNDM, Euler or DPM-Solver scheduler")
 
@@ -88,7 +92,7 @@ class record_denoising(Block):  # noqa: N801 - used like a function: `with recor
     name, usage = "recorder", "with record_denoising(pipe) as run:"
 
     def install(self, hooks: Hooks) -> None:
-        hooks.post(self.pipe.unet, self._unet_output)
+        hooks.post(denoiser(self.pipe)[1], self._unet_output)
         hooks.patch(self.pipe.scheduler, "step", self._wrap_step)
         # a second run's steps would follow the first's as if one loop
         Clock(self.pipe).install(hooks).one_run(hooks, "record_denoising keeps one pipeline run: open a new "
@@ -126,7 +130,7 @@ def _record(run: Denoising, pipe, unet_out, arguments: dict, out) -> None:
     if x0 is None:  # PNDM and DPM-Solver return only the next latent
         x0 = x0_from_prediction(scheduler, guided, timestep, sample)
     run.steps.append(Step(
-        index=len(run.steps), timestep=int(timestep), latent=_array(sample),
+        index=len(run.steps), timestep=round(float(timestep)), latent=_array(sample),
         cond=_array(unet_out[cond] if unet_out is not None else guided),
         uncond=_array(unet_out[branch_rows(rows, "uncond")]) if uncond else None,
         guided=_array(guided), x0=_array(x0), next_latent=_array(out.prev_sample),
@@ -138,6 +142,7 @@ def decode_latents(pipe, latents: np.ndarray) -> np.ndarray:
     vae = pipe.vae
     with torch.no_grad():
         z = torch.from_numpy(latents).to(vae.device, vae.dtype) / vae.config.scaling_factor
+        z = z + (vae.config.get("shift_factor") or 0)  # SD3's VAE latents are shifted as well as scaled
         image = vae.decode(z, return_dict=False)[0]
     return pipe.image_processor.postprocess(image, output_type="np")
 

@@ -62,7 +62,20 @@ def _check_values(req: Request) -> None:
 
 def native_size(pipe) -> int:
     """The image side, in pixels, the model was trained at (its latent sample size times the VAE's factor)."""
-    return pipe.unet.config.sample_size * getattr(pipe, "vae_scale_factor", 8)
+    return _denoiser(pipe).config.sample_size * getattr(pipe, "vae_scale_factor", 8)
+
+
+def _denoiser(pipe):
+    from .hooks import denoiser
+
+    return denoiser(pipe)[1]
+
+
+def _self_attentions(pipe) -> list:
+    """The layers whose queries attend over the image (self and joint attention): the ones that grow with its size."""
+    from .attention.layers import attention_layers
+
+    return [la for la in attention_layers(_denoiser(pipe)) if la.kind != "cross"]
 
 
 def _check_for_model(req: Request, pipe, native: int, allow_slow: bool) -> None:
@@ -87,19 +100,17 @@ def attention_work(pipe, height: int, width: int) -> float:
 
     >>> attention_work(pipe, 512, 512) / 1e9     # SD 1.5: about 120 (G); it grows with the square of the pixels
     """
-    unet, levels = pipe.unet, len(pipe.unet.down_blocks)
     latent = [v / getattr(pipe, "vae_scale_factor", 8) for v in (height, width)]
     work = 0.0
-    for name, module in unet.named_modules():
-        if name.endswith("attn1"):  # diffusers' name for a transformer block's self-attention
-            tokens = math.prod(math.ceil(v / 2 ** _halvings(name, levels)) for v in latent)
-            work += 2 * 2 * tokens**2 * module.to_q.out_features
+    for la in _self_attentions(pipe):
+        tokens = math.prod(math.ceil(v / la.factor) for v in latent)
+        work += 2 * 2 * tokens**2 * la.module.to_q.out_features
     return work
 
 
 def seconds_per_work(pipe) -> float:
-    """Seconds per unit of attention_work on this machine, from timing the UNet's first self-attention once."""
-    attn = next(m for name, m in pipe.unet.named_modules() if name.endswith("attn1"))
+    """Seconds per unit of attention_work on this machine, from timing the denoiser's first self-attention once."""
+    attn = _self_attentions(pipe)[0].module
     x = torch.zeros(2, PROBE_TOKENS, attn.to_q.in_features, dtype=attn.to_q.weight.dtype, device=pipe.device)
     with torch.no_grad():
         attn(x)  # the first call pays for kernel set-up
@@ -115,16 +126,6 @@ def _largest_side(pipe, per_work: float, low: int, high: int) -> int:
         mid = (low + high) // 16 * 8
         low, high = (mid, high) if attention_work(pipe, mid, mid) * per_work <= SLOW_SECONDS else (low, mid)
     return low
-
-
-def _halvings(name: str, levels: int) -> int:
-    """How many times the latent grid is halved where a UNet module runs (each down block halves it once)."""
-    block, number = name.split(".")[:2]
-    if block == "down_blocks":
-        return int(number)
-    if block == "up_blocks":
-        return levels - 1 - int(number)
-    return levels - 1  # the mid block, at the lowest resolution
 
 
 def _duration(seconds: float) -> str:

@@ -43,19 +43,39 @@ def _from_folder(folder: Path, allow_pickle: bool, **kwargs):
         raise SdlabError(f"{folder} is not a diffusers folder (no model_index.json): "
                          "give a folder written by save_pretrained, a .safetensors file, or 'tiny'")
     try:
-        json.loads(index.read_text())
+        saved = json.loads(index.read_text())
     except ValueError:
         raise SdlabError(f"{index} is not valid JSON: the folder is damaged; save or download it again") from None
+    _check_class(index, saved)
     pickled = sorted(d.name for d in folder.iterdir() if d.is_dir() and not any(d.glob("*.safetensors"))
                      and any(f.suffix in PICKLE_SUFFIXES for f in d.iterdir()))
     if pickled and not allow_pickle:
         raise SdlabError(f"{folder} keeps {', '.join(pickled)} only as pickle files, which can run code when loaded: "
                          "convert them to safetensors, or pass allow_pickle=True (--allow-pickle) if you trust them")
     try:
-        return DiffusionPipeline.from_pretrained(folder, local_files_only=True,
+        pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True,
                                                  use_safetensors=None if allow_pickle else True, **kwargs)
     except Exception as error:  # diffusers raises many types; the user needs one line
         raise SdlabError(f"could not load the diffusers folder {folder}: {_folder_problem(error)}") from error
+    return pipe
+
+
+def _check_class(index: Path, saved: dict) -> None:
+    """The pipeline class model_index.json names must take the components the folder lists, and find those it needs."""
+    import diffusers
+
+    cls = getattr(diffusers, str(saved.get("_class_name")), None)
+    if not isinstance(cls, type) or not hasattr(cls, "_get_signature_keys"):
+        return  # a custom or unknown class: diffusers says what it needs
+    expected, _ = cls._get_signature_keys(cls)
+    listed = {k for k, v in saved.items() if not k.startswith("_") and isinstance(v, list) and len(v) == 2}
+    extra = sorted(listed - set(expected))
+    missing = sorted(set(expected) - set(cls._optional_components) - listed)
+    if extra or missing:
+        what = (f"lists {', '.join(extra)}, which it does not take" if extra else "") + (
+            " and " if extra and missing else "") + (f"lacks {', '.join(missing)}, which it needs" if missing else "")
+        raise SdlabError(f"{index} names the pipeline {cls.__name__} but {what}: the folder is another pipeline's; "
+                         "set _class_name to the class it was saved from (e.g. StableDiffusionPipeline)")
 
 
 def _safetensors_shapes(path: Path) -> dict:
@@ -228,6 +248,16 @@ def default_dtype(device, dtype=None):
     return torch.float16 if torch.device(device).type == "cuda" else torch.float32
 
 
+def _dtype(dtype):
+    """A torch dtype from itself or its name ("float16", "torch.float16"); None stays None (the default)."""
+    import torch
+
+    named = getattr(torch, dtype.removeprefix("torch."), None) if isinstance(dtype, str) else dtype
+    if dtype is not None and not isinstance(named, torch.dtype):
+        raise SdlabError(f"dtype must be a torch dtype such as torch.float16 (or its name 'float16'), not {dtype!r}")
+    return named
+
+
 def load(source: str | Path = "tiny", *, device="cpu", dtype=None, allow_pickle: bool = False,
          config: str | Path | None = None, **kwargs):
     """A diffusers pipeline from "tiny" (the default), "tiny-mmdit", a folder, a .safetensors file, or a hub id.
@@ -241,10 +271,14 @@ def load(source: str | Path = "tiny", *, device="cpu", dtype=None, allow_pickle:
     >>> pipe = sdlab.load("~/models/sd15.safetensors", device="auto")   # float16 on a CUDA GPU
     >>> pipe.device, pipe.unet.dtype
     """
+    if not isinstance(source, (str, Path)):
+        raise SdlabError(f"load takes a model name or path as text, not {source!r}: e.g. sdlab.load('tiny'), "
+                         "'tiny-mmdit', a diffusers folder, a .safetensors file or a hub id")
+    dtype = _dtype(dtype)
     if config is not None and not Path(source).expanduser().is_file():
         raise SdlabError(f"config= applies only to a single checkpoint file, and {source} is none: drop config= "
                          "(folders, hub ids and 'tiny' bring their own configs) or check the file's path")
-    old_name = kwargs.pop("torch_dtype", None)
+    old_name = _dtype(kwargs.pop("torch_dtype", None))
     if dtype is not None and old_name is not None:
         raise SdlabError("give dtype= or torch_dtype= (its old name), not both: drop torch_dtype")
     device = resolve_device(device)

@@ -7,6 +7,7 @@ every shape read off a live trace of one run of the model.
 import numpy as np
 
 from .denoising import PREDICTION, Denoising, denoise
+from .hooks import denoiser
 from .render.table import fmt_shape, format_table
 from .tokens import Tokens, prompt_tokenizers, tokenize
 from .trace import Trace, first_shape, trace
@@ -39,18 +40,22 @@ def text_section(t: Trace) -> list[str]:
     return lines
 
 
-def loop_section(t: Trace, run: Denoising) -> list[str]:
-    unet = t.get("unet", step=0)
+def loop_section(t: Trace, run: Denoising, name: str = "unet") -> list[str]:
+    """The loop as `name` (the unet, or an SD3 / Flux transformer) ran it."""
+    net = t.get(name, step=0)
+    title = "UNet" if name == "unet" else name
     lines = _title(3, f"the denoising loop: {len(run.steps)} steps of {run.scheduler}")
-    lines.append(f"the UNet's inputs at step 0: {', '.join(f'{k} {fmt_shape(v)}' for k, v in unet.inputs.items())}")
+    lines.append(f"the {title}'s inputs at step 0: {', '.join(f'{k} {fmt_shape(v)}' for k, v in net.inputs.items())}")
     if run.steps[0].uncond is not None:
-        lines.append(f"batch {first_shape(unet.inputs)[0]}: [empty prompt; your prompt], mixed as "
+        lines.append(f"batch {first_shape(net.inputs)[0]}: [empty prompt; your prompt], mixed as "
                      f"uncond + {run.guidance_scale} x (cond - uncond)")
-    lines.append(format_table([r for r in t.select(1, "unet", step=0) if r.depth == 1], width=44))
-    lines.append(f"{len(t.ledger())} skip connections carry the down path's tensors across the U, e.g.:")
-    lines += [f"  {s}" for s in t.ledger()[:3]]
-    lines.append(f"\n{'step':>4}  {'timestep':>8}  {'x_t std':>8}  {'predicted x0 std':>16}  (the UNet predicts "
-                 f"{PREDICTION.get(run.prediction_type, run.prediction_type)})")
+    lines.append(format_table([r for r in t.select(1, name, step=0) if r.depth == 1], width=44))
+    if t.ledger():
+        lines.append(f"{len(t.ledger())} skip connections carry the down path's tensors across the U, e.g.:")
+        lines += [f"  {s}" for s in t.ledger()[:3]]
+    predicts = PREDICTION.get(run.prediction_type, run.prediction_type) if name == "unet" else "noise - x0 (flow)"
+    lines.append(f"\n{'step':>4}  {'timestep':>8}  {'x_t std':>8}  {'predicted x0 std':>16}  (the {title} predicts "
+                 f"{predicts})")
     lines += [f"{s.index:>4}  {s.timestep:>8}  {np.std(s.latent):>8.3f}  {np.std(s.x0):>16.3f}" for s in run.steps]
     return lines
 
@@ -75,10 +80,14 @@ def process_section(pipe, run: Denoising) -> list[str]:
     from .sampler import ddim_step
 
     s = run.steps[min(1, len(run.steps) - 1)]
-    abar = float(pipe.scheduler.alphas_cumprod[s.timestep])
     lines = _title(5, f"the process behind step {s.index} (t={s.timestep})")
-    lines.append(f"noising: x_t = {abar ** 0.5:.3f} x0 + {(1 - abar) ** 0.5:.3f} noise (alpha_bar {abar:.3f}: "
-                 f"{abar:.0%} of x0's variance left)")
+    if hasattr(pipe.scheduler, "alphas_cumprod"):
+        abar = float(pipe.scheduler.alphas_cumprod[int(s.timestep)])
+        lines.append(f"noising: x_t = {abar ** 0.5:.3f} x0 + {(1 - abar) ** 0.5:.3f} noise (alpha_bar {abar:.3f}: "
+                     f"{abar:.0%} of x0's variance left)")
+    else:  # flow matching: a straight line from x0 to noise
+        sigma = float(s.timestep) / pipe.scheduler.config.num_train_timesteps
+        lines.append(f"noising (flow matching): x_t = {1 - sigma:.3f} x0 + {sigma:.3f} noise")
     if s.uncond is not None:
         mixed = s.uncond + run.guidance_scale * (s.cond - s.uncond)
         lines.append(f"guidance: uncond + {run.guidance_scale} x (cond - uncond) = what the scheduler got "
@@ -95,6 +104,6 @@ def tour(pipe, prompt: str = PROMPT, steps: int = 4, seed: int = 0) -> str:
     with trace(pipe) as t:
         run = denoise(pipe, prompt, steps=steps, seed=seed, decode=False)
     tokens = tokenize(prompt_tokenizers(pipe)[0], prompt)
-    sections = [prompt_section(tokens), text_section(t), loop_section(t, run), decode_section(t, run),
-                process_section(pipe, run)]
+    sections = [prompt_section(tokens), text_section(t), loop_section(t, run, denoiser(pipe)[0]),
+                decode_section(t, run), process_section(pipe, run)]
     return "\n".join(line for section in sections for line in section).lstrip("\n")

@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 
 import sdlab.generate
+import sdlab.tiny.evaluate
+import sdlab.tiny.train
 from sdlab.cli import main
 from sdlab.generate import Request, attention_work
 
 ONE_LINE = re.compile(r"sdlab( [\w-]+)?: error: [^\n]+\n")
 GEN = ["generate", "--prompt", "a red circle", "--steps", "2"]
 ATTEND = ["attend", "--prompt", "a red circle", "--steps", "2"]
+EDIT = ["edit", "--prompt", "a red circle", "--steps", "2"]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +26,10 @@ def models(pipe_dir, tmp_path_factory):
     mismatched = shutil.copytree(pipe_dir, tmp_path_factory.mktemp("mismatched") / "pipe")
     config = json.loads((mismatched / "unet" / "config.json").read_text())
     (mismatched / "unet" / "config.json").write_text(json.dumps(dict(config, cross_attention_dim=32)))
-    return {"MODEL": str(pipe_dir), "MISMATCHED": str(mismatched)}
+    other = shutil.copytree(pipe_dir, tmp_path_factory.mktemp("other") / "pipe")
+    index = json.loads((other / "model_index.json").read_text())
+    (other / "model_index.json").write_text(json.dumps(dict(index, _class_name="StableDiffusionXLPipeline")))
+    return {"MODEL": str(pipe_dir), "MISMATCHED": str(mismatched), "OTHER_CLASS": str(other)}
 
 
 @pytest.fixture
@@ -39,6 +45,8 @@ def workdir(tmp_path, monkeypatch):
     Path("models/sd-15").mkdir(parents=True)
     Path("loop1").symlink_to("loop2")
     Path("loop2").symlink_to("loop1")
+    Path("damaged").mkdir()
+    Path("damaged/vae.pt").write_bytes(b"PK\x03\x04 half a checkpoint")
     Path("ro").mkdir(mode=0o555)
     if os.access("ro", os.W_OK):  # root writes anywhere; pretend to be any other user for this one folder
         real = os.access
@@ -112,6 +120,28 @@ CASES = [
     (["figures", "--out", "afile"],
      "cannot write the output folder afile: it is a file; give the name of a new folder"),
     (["figures", "--out", "missing/figures"], "folder missing does not exist; create it first"),
+    # edit: values refused as the edits are made, before any model loads
+    (EDIT + ["--out", "e.png", "--reweight", "red=inf"], "reweight needs a weight from 0 to 100"),
+    (EDIT + ["--out", "e.png", "--reweight", "red=1e30"], "reweight needs a weight from 0 to 100"),
+    (EDIT + ["--out", "e.png", "--skip", "unet.down_blocks.1.attentions.0=inf"],
+     "skip needs a finite number for scale"),
+    (EDIT + ["--out", "e.png", "--model", "tiny-mmdit", "--skip", "unet.down_blocks.1.attentions.0"],
+     "--skip scales a UNet skip connection, and this model's denoiser is a transformer"),
+    # train-tiny and eval-tiny: every check before any training or evaluation
+    (["train-tiny", "--out", "afile"], "--out afile is a file: give a folder for checkpoints"),
+    (["train-tiny", "--out", "new", "--threads", "0"], "--threads must be at least 1, not 0"),
+    (["train-tiny", "--out", "damaged"], "cannot resume from damaged/vae.pt: it is damaged"),
+    (["train-tiny", "--out", "new", "--checkpoint-every", "0"], "--checkpoint-every must be at least 1, not 0"),
+    (["train-tiny", "--out", "new", "--vae-lr", "nan"], "--vae-lr must be a finite number, not nan"),
+    (["train-tiny", "--out", "new", "--unet-lr", "0"], "--unet-lr (a learning rate) must be above 0, not 0.0"),
+    (["train-tiny", "--out", "new", "--ema", "2"], "--ema is a fraction from 0 to 1, not 2.0"),
+    (["eval-tiny", "--singles", "1", "--pairs", "0", "--json", "afile"], "afile already exists: pass --overwrite"),
+    (["eval-tiny", "--singles", "1", "--pairs", "0", "--json", "missing/x.json"],
+     "folder missing does not exist; create it first"),
+    (["eval-tiny", "--singles", "1", "--pairs", "0", "--json", "folder"], "cannot write the report folder: it is a"),
+    # a folder whose model_index.json names another pipeline
+    (GEN + ["--out", "a.png", "--model", "OTHER_CLASS"],
+     "names the pipeline StableDiffusionXLPipeline but lists safety_checker, which it does not take"),
 ]
 
 
@@ -121,6 +151,8 @@ def test_bad_input_is_one_line_exit_2_before_any_work(argv, message, models, wor
         raise AssertionError("generated an image for a command that should have been refused")
 
     monkeypatch.setattr(sdlab.generate, "generate", no_generation)
+    for module, name in ((sdlab.tiny.train, "build_pipeline"), (sdlab.tiny.evaluate, "evaluate")):
+        monkeypatch.setattr(module, name, no_generation)  # no training or evaluation either
     argv = [models.get(a, a) for a in argv]
     before = snapshot(workdir)
     code, err = run(argv, capsys)

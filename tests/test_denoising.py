@@ -89,7 +89,7 @@ def test_everything_is_undone_even_when_the_run_fails(random_pipe):
 
 
 def test_bad_input_is_one_line(random_pipe):
-    with pytest.raises(SdlabError, match="needs a diffusers pipeline with a unet, not a object") as err, \
+    with pytest.raises(SdlabError, match="needs a diffusers pipeline with a scheduler, not a object") as err, \
             record_denoising(object()):
         pass
     assert "\n" not in str(err.value)

@@ -150,11 +150,11 @@ def unet_calls(pipe, fn):
 @pytest.mark.parametrize("make, message", [
     (lambda: edit.ablate("unet.mid_blok"), "no module 'unet.mid_blok'; did you mean unet.mid_block"),
     (lambda: edit.skip("unet.down_blocks.9"), "no skip connection named 'unet.down_blocks.9'"),
-    (lambda: edit.reweight("circle", -1), "reweight needs a weight >= 0"),
+    (lambda: edit.reweight("circle", -1), "reweight needs a weight from 0 to 100"),
     (lambda: edit.ablate("unet.mid_block", mode="half"), "ablate mode must be 'zero' or 'mean'"),
     (lambda: edit.ablate("unet.mid_block", steps=[-1]), "steps must be None"),
     (lambda: edit.patch("unet.mid_block", object()), "nothing kept at 'unet.mid_block'"),
-    (lambda: edit.timestep("late"), "timestep needs a number or a function"),
+    (lambda: edit.timestep("late"), "timestep needs a finite number or a function"),
 ])
 def test_bad_edits_are_one_line_errors_before_any_run(random_pipe, make, message):
     before = state(random_pipe)

@@ -181,18 +181,34 @@ def _flush() -> None:
     pass
 
 
-def _attempt(pipe, make, phase: str, delay: float) -> bool:
-    """One run with SIGINT sent `delay` s after the phase starts (entering, running, exiting); True if it landed."""
+def _attempt(pipe, make, phase: str, delay: float, how: str = "one") -> bool:
+    """One run with SIGINT sent `delay` s after the phase starts (entering, running, exiting); True if it landed.
+
+    how: one block, two in a nested `with`, or two in a contextlib.ExitStack.
+    """
+    import contextlib
+
+    def body():
+        if phase == "run":
+            _arm(delay)
+        generate(pipe, steps=1)
+        if phase == "exit":
+            _arm(delay)
     try:
         try:
             if phase == "enter":
                 _arm(delay)
-            with make(pipe):
-                if phase == "run":
-                    _arm(delay)
-                generate(pipe, steps=1)
-                if phase == "exit":
-                    _arm(delay)
+            if how == "exitstack":
+                with contextlib.ExitStack() as stack:
+                    stack.enter_context(make(pipe))
+                    stack.enter_context(make(pipe))
+                    body()
+            elif how == "nested":
+                with make(pipe), make(pipe):
+                    body()
+            else:
+                with make(pipe):
+                    body()
             time.sleep(0.002)  # the window closes here, not by cancelling a signal in flight
         finally:
             _disarm()
@@ -201,39 +217,46 @@ def _attempt(pipe, make, phase: str, delay: float) -> bool:
     return False
 
 
+CTRL_C_SECONDS = float(os.environ.get("SDLAB_CTRL_C_SECONDS", 35))  # longer for a stress run
+
+
 def test_ctrl_c_at_random_moments_leaves_nothing_and_changes_nothing(random_pipe, solo):
-    # seconds each phase lasts here: a trace hooks ~1000 modules (~20 ms); the others install a few (< 1 ms)
+    # seconds each phase lasts here: a trace hooks ~1000 modules (~20 ms); the others install a few (< 1 ms); half the
+    # exits are aimed at their first 100 us, where Python is about to call Block.__exit__ (or ExitStack's next one)
     windows = {"enter": {"trace": 0.03}, "run": 0.3, "exit": 0.005}
     rng = random.Random(13)
     previous = signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     counts, leaks = {}, []
     try:
         start = time.monotonic()
-        while time.monotonic() - start < 35:
+        while time.monotonic() - start < CTRL_C_SECONDS:
             for kind, make in CONTEXTS.items():
-                phase = rng.choice(list(windows))
+                phase, how = rng.choice(list(windows)), rng.choice(["one", "nested", "exitstack"])
                 window = windows[phase] if phase != "enter" else windows["enter"].get(kind, 0.002)
+                if phase == "exit" and rng.random() < 0.5:
+                    window = 0.0001
                 try:
-                    landed = _attempt(random_pipe, make, phase, rng.uniform(0, window))
+                    landed = _attempt(random_pipe, make, phase, rng.uniform(0, window), how)
                 except KeyboardInterrupt:  # our own timer's SIGINT, handled a moment after the attempt returned
                     landed = True
                 # a Ctrl-C inside the pipeline's @torch.no_grad() can leave grad mode off: torch's state, not
                 # sdlab's; put it back so the tests after this one train as they should
                 torch.set_grad_enabled(True)
-                runs, hits = counts.get((kind, phase), (0, 0))
-                counts[kind, phase] = (runs + 1, hits + landed)
+                runs, hits = counts.get((kind, phase, how), (0, 0))
+                counts[kind, phase, how] = (runs + 1, hits + landed)
                 try:
                     assert_unchanged(random_pipe, solo["state"])
                 except AssertionError as error:
-                    leaks.append((kind, phase, str(error)[:200]))
-                    pytest.fail(f"{kind} interrupted while {phase}: {error}")
+                    leaks.append((kind, phase, how, str(error)[:200]))
+                    pytest.fail(f"{kind} ({how}) interrupted while {phase}: {error}")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     total = sum(r for r, _ in counts.values())
     print(f"\nCtrl-C: {total} runs, {sum(h for _, h in counts.values())} interrupted, {len(leaks)} leaked; "
-          + ", ".join(f"{k}/{p} {h}/{r}" for (k, p), (r, h) in sorted(counts.items())))
-    assert all(h for _, h in counts.values()) and total >= 60  # every phase was actually interrupted
+          + ", ".join(f"{k}/{p}/{w} {h}/{r}" for (k, p, w), (r, h) in sorted(counts.items())))
+    hit = {(k, p) for (k, p, _), (_, h) in counts.items() if h}
+    assert hit == {(k, p) for k in CONTEXTS for p in windows} and total >= 60  # every phase was actually interrupted
     assert np.array_equal(generate(random_pipe), solo["image"])
 
 
@@ -326,3 +349,103 @@ def test_fused_projections_are_refused_and_unfused_ones_captured(own_pipe, rando
     with CONTEXTS["capture"](own_pipe) as cap:
         generate(own_pipe)
     assert result("capture", cap) == solo["capture"]
+
+
+# Ctrl-C in the exit windows: where Python is about to call a block's undo --------------------------------------------
+
+def _ctrl_c_at(code, nth: int):
+    """A tracer that delivers Ctrl-C at the nth call/line event of frames running `code`, as CPython does for a real
+    SIGINT at that instruction: it calls the Python-level SIGINT handler with that frame (raising there if it raises).
+    """
+    seen = []
+
+    def local(frame, event, arg):
+        if event in ("call", "line") and frame.f_code is code:
+            seen.append(event)
+            if len(seen) == nth + 1:
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, frame)
+        return local
+
+    def tracer(frame, event, arg):
+        return local(frame, event, arg) if frame.f_code is code else None
+    return tracer, seen
+
+
+def _exit_with_ctrl_c(pipe, make, how: str, code, nth: int) -> tuple[bool, int]:
+    """Enter two blocks (nested `with`, or an ExitStack), then leave them with Ctrl-C at the chosen point.
+
+    Returns (whether the Ctrl-C came out as KeyboardInterrupt, how many matching events there were).
+    """
+    import contextlib
+    import sys
+
+    tracer, seen = _ctrl_c_at(code, nth)
+    try:
+        if how == "nested":
+            with make(pipe), make(pipe):
+                sys.settrace(tracer)
+        else:
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(make(pipe))
+                stack.enter_context(make(pipe))
+                sys.settrace(tracer)
+    except KeyboardInterrupt:
+        return True, len(seen)
+    finally:
+        sys.settrace(None)
+    return False, len(seen)
+
+
+@pytest.mark.parametrize("how", ["nested", "exitstack"])
+@pytest.mark.parametrize("kind", CONTEXTS)
+def test_ctrl_c_as_blocks_exit_undoes_every_block_and_still_stops(random_pipe, solo, kind, how):
+    import contextlib
+
+    from sdlab.hooks.core import Block
+
+    before = state(random_pipe)  # the fused-projection test above leaves the VAE's own attributes changed
+    targets = [Block.__exit__] + ([contextlib.ExitStack.__exit__] if how == "exitstack" else [])
+    tries = 0
+    for code in (f.__code__ for f in targets):  # each of its calls and lines, in every block's exit
+        nth = 0
+        while True:
+            stopped, events = _exit_with_ctrl_c(random_pipe, CONTEXTS[kind], how, code, nth)
+            if nth >= events:  # every point of this code was tried
+                break
+            tries += 1
+            assert stopped, f"the Ctrl-C at event {nth} of {code.co_qualname} was lost"
+            assert_unchanged(random_pipe, before)
+            nth += 1
+    print(f"\nCtrl-C in the exit window of {kind} ({how}): {tries} points tried, each stopped, none leaked")
+    assert tries >= (2 if how == "nested" else 10)
+    assert np.array_equal(generate(random_pipe), solo["image"])
+
+
+# Two threads, one pipeline ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", CONTEXTS)
+def test_a_run_from_another_thread_is_refused_while_a_block_is_open_and_the_blocks_run_is_its_own(random_pipe, solo,
+                                                                                                 kind):
+    import threading
+
+    other = {}
+
+    def elsewhere():
+        try:
+            other["image"] = generate(random_pipe)
+        except Exception as error:  # noqa: BLE001 - what the other thread saw, checked below
+            other["error"] = error
+    before = state(random_pipe)
+    with CONTEXTS[kind](random_pipe) as x:
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        image = generate(random_pipe)
+    assert isinstance(other.get("error"), SdlabError), other  # never a run silently edited or recorded
+    assert "inside an sdlab block opened in another thread" in str(other["error"]) and "\n" not in str(other["error"])
+    assert result(kind, x) == solo[kind] and np.array_equal(image, solo["image"])  # nothing of the other run in it
+    assert_unchanged(random_pipe, before)
+    thread = threading.Thread(target=elsewhere)  # once the block is closed, the other thread runs as usual
+    thread.start()
+    thread.join()
+    assert np.array_equal(other["image"], solo["image"])

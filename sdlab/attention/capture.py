@@ -119,6 +119,13 @@ class AttentionCapture(CapturedMaps):
         if len(tokenizers) > 1 and not is_t5(tokenizers[1]) and second[0] is not None and second != prompts:
             self.prompts_2 = [tokenize(tokenizers[1], p) for p in second]
 
+    def check_run(self, clock: Clock):
+        """At the run's start: every step asked for must be in it, as edits check theirs."""
+        steps = self.settings.steps
+        if isinstance(steps, list) and steps and clock.steps is not None and steps[-1] >= clock.steps:
+            raise SdlabError(f"capture asks for step {steps[-1]}, but this run has {clock.steps} steps "
+                             f"(0..{clock.steps - 1}): pick steps in that range")
+
     def start_step(self, clock: Clock, named: dict):
         """A UNet call begins: read the latent's shape, and on the first call plan rows and check memory."""
         self.step = clock.call
@@ -238,6 +245,11 @@ class capture_attention(Block):  # noqa: N801 - used like a function: `with capt
                              f"(got {heads!r}, {branch!r})")
         steps = check_steps(steps)
         blocks = check_blocks(blocks)
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+            raise SdlabError(f"budget is a number of bytes, not {budget!r}: e.g. budget=4 * 2**30 (4 GiB)")
+        if not isinstance(layers, (str, list, tuple)) or not all(isinstance(la, str) for la in as_list(layers, 1)):
+            raise SdlabError(f"layers must be 'cross', 'self', 'all', or a path / list of paths like "
+                             f"'up_blocks.1', not {layers!r}")
         _, unet = denoiser(pipe)
         chosen = select_layers(unet, layers, factors)
         if any(la.kind == "self" for la in chosen) and query is None:
@@ -262,6 +274,7 @@ def install(cap: AttentionCapture, pipe, hooks: Hooks):
     for la in cap.layers:
         attach(hooks, la.module, cap.observe(la))
     clock = Clock(pipe)
+    clock.on_run.append(cap.check_run)
     clock.on_call.append(cap.start_step)
     clock.install(hooks)
     hooks.post(clock.module, cap.end_step)

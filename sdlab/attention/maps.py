@@ -68,10 +68,16 @@ class CapturedMaps:
 
     def keys(self, word, row: Row) -> list[int]:
         """Token indices of a word, a token index or a list of them, in the prompt this row was conditioned on."""
-        if isinstance(word, int):
-            return [word]
-        if isinstance(word, (list, tuple)):
-            return [int(i) for i in word]
+        if isinstance(word, (int, list, tuple)) and not isinstance(word, bool):
+            indices = [word] if isinstance(word, int) else list(word)
+            n_keys = next((m.probs.shape[-1] for m in self.maps.values() if m.kind in ("cross", "joint")), None)
+            if not indices or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < (n_keys or i + 1)
+                                      for i in indices):
+                raise SdlabError(f"token indices must be whole numbers from 0 to {(n_keys or 1) - 1} (the text "
+                                 f"positions), not {word!r}; or give a word of the prompt")
+            return indices
+        if not isinstance(word, str):
+            raise SdlabError(f"give a word of the prompt (a str) or token indices, not {word!r}")
         if not self.prompts:
             raise SdlabError("the prompt was given as embeddings, so words are unknown; pass token indices")
         tokens = (self.negatives if row.branch == "uncond" else self.prompts)[row.prompt]
@@ -143,6 +149,9 @@ class CapturedMaps:
         if norm not in NORMS:
             raise SdlabError(f"norm must be one of {', '.join(NORMS)}, not {norm!r}")
         size = {"image": self.image_hw, "latent": self.latent_hw}.get(size, size) if isinstance(size, str) else size
+        if not (isinstance(size, (tuple, list)) and len(size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+            raise SdlabError(f"size must be 'image', 'latent' or (height, width) in whole pixels > 0, not {size!r}")
         up = [F.interpolate(torch.from_numpy(np.ascontiguousarray(f, np.float32)).view(1, 1, *grid), size=tuple(size),
                             mode="bilinear", align_corners=False)[0, 0] for f, grid in flat_maps]
         out = torch.stack(up).mean(0)

@@ -21,6 +21,9 @@ class edit(Block):  # noqa: N801 - used like a function: `with sdlab.edit(pipe, 
 
     Composes with sdlab.trace and sdlab.capture_attention in the same run (captured maps show edited attention).
     Kinds: edit.skip, edit.ablate, edit.reweight, edit.inject, edit.patch, edit.timestep.
+    steps= counts the denoiser's calls in each run (0 first). Text encoders run before the loop and the VAE after
+    it, so an edit there takes no steps= and acts on every call, alike in every run of the block.
+    A block acts for the thread that opened it; the pipeline run from another thread meanwhile is refused.
     """
     ablate, inject, patch, reweight, skip, timestep = ablate, inject, patch, reweight, skip, timestep
     name, usage = "edit block", "with sdlab.edit(pipe, ...):"

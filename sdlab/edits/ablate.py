@@ -28,6 +28,7 @@ class ablate:  # noqa: N801 - read as a verb: edit(pipe, ablate(...))
 
     def install(self, ctx: Context) -> None:
         module = site(ctx.components, self.name)
+        ctx.numbering(self.name, self.steps, "ablate")  # steps= is refused outside the denoiser
         ctx.hooks.output(module, self.replace(ctx))
 
     def replace(self, ctx: Context):

@@ -43,6 +43,26 @@ class Context:
     def active(self, steps: list[int] | None) -> bool:
         return steps is None or self.clock.call in steps
 
+    def numbering(self, name: str, steps, kind: str):
+        """A function numbering each call of the module at `name`; call it once per call.
+
+        Inside the denoiser: the denoiser call (what `steps` counts). Outside it (text encoders before the loop,
+        the VAE after it): the module's own call since the denoiser last ran (0: the prompt, 1: the negative
+        prompt), the same in every run of the block; `steps` must then be None, as every such call is edited.
+        """
+        if name.partition(".")[0] == self.clock.name:
+            return lambda: self.clock.call
+        if steps is not None:
+            raise SdlabError(f"{kind} steps={steps} counts denoiser calls, but {name} runs outside the denoising "
+                             "loop (the text encoders before it, the VAE after it): drop steps= to edit its every call")
+        last = {"clock": None, "n": -1}
+
+        def number() -> int:
+            now = (self.clock.run, self.clock.call)
+            last["n"], last["clock"] = (last["n"] + 1 if last["clock"] == now else 0), now
+            return last["n"]
+        return number
+
     def cond(self) -> slice:
         """The conditional rows of this call's batch."""
         return branch_rows(self.rows, "cond")

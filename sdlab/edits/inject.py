@@ -48,7 +48,17 @@ class inject:  # noqa: N801 - read as a verb: edit(pipe, inject(...))
             for tokens in ctx.prompts:
                 tokens.indices(word)
 
+    def check_run(self, clock) -> None:
+        """At the run's start, before any denoiser call: every step to inject must be one the source kept."""
+        wanted = self.steps if self.steps is not None else range(clock.steps or 0)
+        missing = sorted(set(wanted) - set(self.maps[0].steps))
+        if missing:
+            raise SdlabError(f"this run has {clock.steps} steps but the source run kept steps {self.maps[0].steps[0]}.."
+                             f"{self.maps[0].steps[-1]}: run the source with as many steps, or inject "
+                             f"steps=range({len(self.maps[0].steps)})")
+
     def install(self, ctx: Context) -> None:
+        ctx.clock.on_run.append(self.check_run)
         unet = ctx.clock.module
         for m in self.maps:
             # on the denoiser's device once (free on a CPU), not copied over at every layer call

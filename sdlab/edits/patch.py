@@ -27,14 +27,16 @@ class patch:  # noqa: N801 - read as a verb: edit(pipe, patch(...))
     def install(self, ctx: Context) -> None:
         module = site(ctx.components, self.name)
         kept = self.source.kept[self.name]
+        number = ctx.numbering(self.name, self.steps, "patch")
 
         def fn(value):
+            call = number()  # the text encoder's 2nd call takes the source's 2nd (the negative prompt's), not its last
             if not ctx.active(self.steps):
                 return None
-            if ctx.clock.call >= len(kept):
+            if call >= len(kept):
                 raise SdlabError(f"the source run kept {len(kept)} calls of {self.name}; this run is longer: "
                                  "run as many steps as the source, or patch fewer steps")
-            source = kept[ctx.clock.call]
+            source = kept[call]
             if source.shape != value.shape:
                 raise SdlabError(f"{self.name} made {list(value.shape)} here but {list(source.shape)} in the source "
                                  "run: use the same size, batch and guidance in both runs")

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from ..attention import attach, select_layers
 from ..errors import SdlabError
 from .base import Context, check_steps
+from .skip import finite_number
+
+MAX_WEIGHT = 100  # a probability times more overflows float16 attention outputs and turns images to NaN
 
 
 @dataclass
@@ -23,8 +26,9 @@ class reweight:  # noqa: N801 - read as a verb: edit(pipe, reweight(...))
     steps: object = None
 
     def __post_init__(self):
-        if not isinstance(self.weight, (int, float)) or self.weight != self.weight or self.weight < 0:
-            raise SdlabError(f"reweight needs a weight >= 0 (1 changes nothing), not {self.weight!r}")
+        if not finite_number(self.weight) or not 0 <= self.weight <= MAX_WEIGHT:
+            raise SdlabError(f"reweight needs a weight from 0 to {MAX_WEIGHT} (1 changes nothing, 0 removes the "
+                             f"word), not {self.weight!r}")
         self.steps = check_steps(self.steps)
 
     def check_prompts(self, ctx: Context) -> None:
@@ -32,9 +36,16 @@ class reweight:  # noqa: N801 - read as a verb: edit(pipe, reweight(...))
         for tokens in ctx.prompts:
             tokens.indices(self.word)
 
+    def check_text(self, ctx: Context) -> None:
+        """At the run's start (the prompt is encoded by then): words need a prompt given as text."""
+        if not ctx.prompts:
+            raise SdlabError(f"reweight({self.word!r}) names a word, so the prompt must be given as text, not as "
+                             "prompt_embeds: pass prompt=...")
+
     def install(self, ctx: Context) -> None:
         if self.weight == 1:  # changes nothing: no explicit attention path to pay for (the word is still checked)
             return
+        ctx.clock.on_run.append(lambda clock: self.check_text(ctx))
         layers = [la for la in select_layers(ctx.clock.module, self.layers) if la.kind in ("cross", "joint")]
         if not layers:
             raise SdlabError(f"reweight acts on cross- or joint attention; layers={self.layers!r} has none")

@@ -3,11 +3,17 @@
 >>> with sdlab.edit(pipe, skip("unet.down_blocks.1.attentions.0", scale=0)): pipe(prompt)
 >>> skip("unet.up_blocks.2.resnets.1")      # the same skip, named by the ResNet that concatenates it
 """
+import math
 from dataclasses import dataclass
 
 from ..errors import SdlabError
 from ..skips import pairs
 from .base import Context, check_steps
+
+
+def finite_number(value) -> bool:
+    """A plain finite int or float (not a bool, a string or a tensor): what scales and weights must be."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -18,6 +24,9 @@ class skip:  # noqa: N801 - read as a verb: edit(pipe, skip(...))
     steps: object = None
 
     def __post_init__(self):
+        if not finite_number(self.scale):
+            raise SdlabError(f"skip needs a finite number for scale (0 removes the skip, 1 changes nothing), "
+                             f"not {self.scale!r}")
         self.steps = check_steps(self.steps)
 
     def resolve(self, unet) -> tuple[str, int]:

@@ -3,6 +3,7 @@
 >>> with Hooks() as hooks: hooks.output(unet.conv_in, lambda value: value * 0)   # a replacement
 >>> # on exit (also by an exception or Ctrl-C) every hook, processor and patched method is as it was
 """
+import contextlib
 import functools
 import inspect
 import signal
@@ -30,6 +31,63 @@ def deferred_interrupts():
             raise KeyboardInterrupt
 
 
+class ExitGuard:
+    """While any sdlab block is open, a Ctrl-C landing inside Block.__exit__ (before its undo holds Ctrl-C itself)
+    or contextlib.ExitStack.__exit__ (between its callbacks) waits until that block's undo has run, then stops.
+
+    Anywhere else it is raised at once, by the handler that was there before (Python's KeyboardInterrupt).
+    """
+
+    def __init__(self):
+        self.open, self.pending, self.previous = 0, False, None
+        self.codes: set = set()
+
+    def opened(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGINT) != self.handler:  # never keep our own handler as the one before
+            self.previous = signal.signal(signal.SIGINT, self.handler)
+        self.open += 1
+
+    def closed(self) -> None:
+        """After a block's undo: put the old handler back with the last block, and raise a Ctrl-C that waited."""
+        if threading.current_thread() is not threading.main_thread() or self.open == 0:
+            return
+        self.open -= 1
+        if self.open == 0 and signal.getsignal(signal.SIGINT) == self.handler:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def handler(self, signum, frame):
+        if self.exiting(frame):
+            self.pending = True  # raised by closed() once this block's hooks are gone
+            return
+        previous = self.previous if callable(self.previous) else signal.default_int_handler
+        if self.previous != signal.SIG_IGN:
+            previous(signum, frame)
+
+    def exiting(self, frame) -> bool:
+        """Whether the interrupted code runs inside an exit (also through another signal's handler, as in tests)."""
+        while frame is not None and frame.f_code not in self.codes:
+            frame = frame.f_back
+        return frame is not None
+
+
+def _codes(*functions) -> set:
+    """The code objects of functions and of the functions defined inside them."""
+    found, todo = set(), [f.__code__ for f in functions]
+    while todo:
+        code = todo.pop()
+        found.add(code)
+        todo += [c for c in code.co_consts if hasattr(c, "co_code")]
+    return found
+
+
+EXIT_GUARD = ExitGuard()
+
+
 def replace_main(output, fn):
     """Apply fn to the first tensor of a module's output (a tensor, a tuple, or a diffusers output object)."""
     if isinstance(output, torch.Tensor):
@@ -49,6 +107,18 @@ class Hooks:
 
     def __init__(self):
         self._undo: list = []
+        self.thread = threading.get_ident()  # hooks act for the thread that made them; another is refused
+
+    def own(self, fn):
+        """fn, refusing calls from any thread but this one's: two threads' runs would mix silently in one block."""
+        @functools.wraps(fn)  # a patched method keeps its signature (retrieve_timesteps reads it)
+        def call(*args, **kwargs):
+            if threading.get_ident() != self.thread:
+                raise SdlabError("this pipeline is inside an sdlab block opened in another thread, whose hooks would "
+                                 "mix both threads' runs: run it from the thread that opened the block, or give each "
+                                 "thread its own pipeline")
+            return fn(*args, **kwargs)
+        return call
 
     def __enter__(self) -> "Hooks":
         return self
@@ -81,11 +151,11 @@ class Hooks:
 
     def pre(self, module: torch.nn.Module, fn) -> None:
         """fn(module, args, kwargs) runs before forward; it may return (args, kwargs) to replace them."""
-        self._undo.append(module.register_forward_pre_hook(fn, with_kwargs=True).remove)
+        self._undo.append(module.register_forward_pre_hook(self.own(fn), with_kwargs=True).remove)
 
     def post(self, module: torch.nn.Module, fn) -> None:
         """fn(module, args, kwargs, output) runs after forward; it may return a replacement output."""
-        self._undo.append(module.register_forward_hook(fn, with_kwargs=True).remove)
+        self._undo.append(module.register_forward_hook(self.own(fn), with_kwargs=True).remove)
 
     def output(self, module: torch.nn.Module, fn) -> None:
         """fn(tensor) sees the module's main output tensor and returns None to observe or a tensor to replace it."""
@@ -131,7 +201,7 @@ class Hooks:
         held = vars(owner)
         missing = object()
         before = held.get(name, missing)
-        setattr(owner, name, make(getattr(owner, name)))
+        setattr(owner, name, self.own(make(getattr(owner, name))))
 
         def undo():
             if before is missing:
@@ -165,11 +235,15 @@ class Block:
         if self.hooks is not None:
             raise SdlabError(f"this {self.name} was already used: open a new `{self.usage}` for each run")
         self.hooks = Hooks()
+        EXIT_GUARD.opened()
         try:
             with deferred_interrupts():
                 self.install(self.hooks)
         except BaseException:
-            self.hooks.close()
+            try:
+                self.hooks.close()
+            finally:
+                EXIT_GUARD.closed()
             raise
         return self.opened()
 
@@ -180,5 +254,10 @@ class Block:
             except KeyboardInterrupt:  # Ctrl-C landed before the undo could hold it: undo all the same, then stop
                 self.hooks.close()
                 raise
+            finally:
+                EXIT_GUARD.closed()
         finally:
             self.closed(error)
+
+
+EXIT_GUARD.codes = _codes(Block.__exit__, contextlib.ExitStack.__exit__)

@@ -222,6 +222,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: 20 for unet, 28 for mmdit: "
                         "SD3's own default)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -231,6 +232,10 @@ def run(args: argparse.Namespace) -> int:
     steps = {"unet": 20, "mmdit": 28}[args.arch] if args.steps is None else args.steps
     if args.singles < 0 or args.pairs < 0 or args.singles + args.pairs == 0 or steps < 1:
         raise SdlabError("give --singles/--pairs >= 0 (not both 0) and --steps >= 1")
+    if args.json:
+        from ..generate import output_file
+
+        output_file(args.json, "report", args.overwrite)  # before the evaluation, not after it
     model = args.model or {"unet": "tiny", "mmdit": "tiny-mmdit"}[args.arch]
     report = evaluate(load(model), args.singles, args.pairs, steps)
     print(table(report, MMDIT_TARGETS if args.arch == "mmdit" else TARGETS))

@@ -9,6 +9,7 @@ so a resumed run draws the same data as an uninterrupted one.
 """
 import argparse
 import copy
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -48,6 +49,44 @@ class Recipe:
     ema: float = 0.999
     seed: int = 0
     checkpoint_every: int = 100
+
+
+CHECKPOINTS = ("vae.pt", "unet.pt", "transformer.pt")  # what a resumed run reads from --out
+SHARES = ("two_share", "prompt_dropout", "ema")  # fractions, 0 to 1
+
+
+def check_recipe(recipe: Recipe) -> None:
+    """Every number of the recipe in its range, before any work: a bad one would fail (or train NaNs) much later."""
+    for name, value in asdict(recipe).items():
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SdlabError(f"{flag} must be a finite number, not {value}")
+        if name in SHARES and not 0 <= value <= 1:
+            raise SdlabError(f"{flag} is a fraction from 0 to 1, not {value}")
+        if name.endswith("_lr") and not value > 0:
+            raise SdlabError(f"{flag} (a learning rate) must be above 0, not {value}")
+        if name in ("vae_steps", "unet_steps", "vae_batch", "unet_batch", "checkpoint_every") and value < 1:
+            raise SdlabError(f"{flag} must be at least 1, not {value}")
+        if name in ("warmup", "grounding", "seed") and value < 0:
+            raise SdlabError(f"{flag} must be 0 or more, not {value}")
+    if recipe.scenes < recipe.unet_batch:
+        raise SdlabError(f"--scenes ({recipe.scenes}) must be at least --unet-batch ({recipe.unet_batch})")
+
+
+def check_out(out: Path, threads: int) -> None:
+    """--out a folder (or new) whose checkpoints load, and --threads >= 1: all before any training."""
+    if threads < 1:
+        raise SdlabError(f"--threads must be at least 1, not {threads}")
+    if out.exists() and not out.is_dir():
+        raise SdlabError(f"--out {out} is a file: give a folder for checkpoints (new, or one to resume)")
+    for name in CHECKPOINTS:
+        path = out / name
+        if path.exists():
+            try:
+                torch.load(path, weights_only=False, mmap=True)["step"]
+            except Exception as error:  # noqa: BLE001 - torch raises many types for a damaged file
+                raise SdlabError(f"cannot resume from {path}: it is damaged ({type(error).__name__}); delete it to "
+                                 "train that stage again, or use a new --out") from None
 
 
 def images_tensor(scenes) -> torch.Tensor:
@@ -229,10 +268,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run every stage, resuming whatever --out already holds; write the diffusers folder."""
     recipe = Recipe(**{k: getattr(args, k) for k in asdict(Recipe())})
-    if recipe.unet_steps < 1 or recipe.vae_steps < 1 or recipe.scenes < recipe.unet_batch:
-        raise SdlabError("steps must be >= 1 and --scenes at least --unet-batch")
-    torch.set_num_threads(args.threads)
+    check_recipe(recipe)
     out = Path(args.out)
+    check_out(out, args.threads)
+    torch.set_num_threads(args.threads)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     if args.arch == "mmdit":
