@@ -16,7 +16,10 @@ from .base import Context, check_steps
 
 @dataclass
 class reweight:  # noqa: N801 - read as a verb: edit(pipe, reweight(...))
-    """Scale the attention every pixel pays to `word`'s tokens in the chosen cross-attention layers and calls."""
+    """Scale the attention every pixel pays to `word`'s tokens in the chosen cross-attention layers and calls.
+
+    steps: the denoiser calls (0-based) it acts on: None (all), an int, a list, a range, or a slice read against
+    the run's length (slice(4, None): call 4 to the last)."""
     word: str
     weight: float
     layers: object = "cross"
