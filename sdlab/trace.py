@@ -13,7 +13,7 @@ import torch
 
 from .budget import GiB, check_budget
 from .errors import SdlabError
-from .hooks import Block, Clock, Hooks, components_of, guidance_on, site
+from .hooks import Block, Clock, Hooks, canonical, components_of, guidance_on, site
 from .hooks.streams import parts
 from .records import Record, first_dtype, first_shape, shapes, tensors  # noqa: F401 - first_shape is public here
 from .render.table import format_table
@@ -97,7 +97,8 @@ class trace(Block):  # noqa: N801 - used like a function: `with sdlab.trace(pipe
             if unknown:
                 raise SdlabError(f"no component {', '.join(unknown)} here: choose from {', '.join(found)}")
             found = {k: found[k] for k in components}
-        self.keep = {name: site(components_of(target), name) for name in keep}
+        every = components_of(target)
+        self.keep = {canonical(every, name): site(every, name) for name in keep}  # kept under 'component.path' 
         self.target, self.modules, self.budget = target, found, budget
         self.result = Trace()
         self._stack: list[tuple[int, str, str, torch.nn.Module]] = []
