@@ -128,9 +128,11 @@ def check(pipe, prompts, seeds) -> tuple[list[str], list[int]]:
     return prompts, seeds
 
 
-def run(pipe, prompt: str, seeds: list[int], edits: list, kwargs: dict, steps: int) -> np.ndarray:
-    """(len(seeds), H, W, 3) images in [0, 1]: one pipeline call, the seeds batched as images of one prompt."""
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
+def run(pipe, prompt: str | list[str], seeds: list[int], edits: list, kwargs: dict, steps: int) -> np.ndarray:
+    """(len(seeds), H, W, 3) images in [0, 1]: one pipeline call, the seeds batched as images of one prompt (a list
+    of prompts: (len(prompts) * len(seeds), ...), prompt by prompt, each with every seed)."""
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    generators = [torch.Generator().manual_seed(s) for _ in prompts for s in seeds]
     with edit(pipe, *edits):
         return pipe(prompt, num_inference_steps=steps, num_images_per_prompt=len(seeds), generator=generators,
                     output_type="np", **kwargs).images
