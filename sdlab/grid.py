@@ -16,10 +16,6 @@ from .edits import KINDS, edit
 from .errors import SdlabError
 from .tiny.evaluate import judge
 
-# these edits carry one source run each, so their cells run one seed at a time
-PER_RUN = (edit.inject, edit.patch)
-
-
 @dataclass
 class Setting:
     """One column of a grid: its label and its spec (an edit, a list of edits, a dict of pipeline arguments with
@@ -62,12 +58,13 @@ class Grid:
                              f"{self.seeds}, settings {self.settings}")
         return found[0]
 
-    def count(self, test: Callable[[Cell], bool], **where) -> tuple[int, int]:
-        """(cells passing `test`, cells) among those matching `where` (prompt=, seed=, setting=)."""
-        cells = self.select(**where)
+    def count(self, test, **where) -> tuple[int, int]:
+        """(cells passing `test`, cells) among those matching `where` (prompt=, seed=, setting=). `test`: a score
+        field ("right"), several that must all hold (("colour", "position")), or a function of a Cell."""
+        cells, test = self.select(**where), passes(test)
         return sum(bool(test(c)) for c in cells), len(cells)
 
-    def counts(self, test: Callable[[Cell], bool]) -> dict[str, tuple[int, int]]:
+    def counts(self, test) -> dict[str, tuple[int, int]]:
         """Setting label -> (cells passing `test`, cells): the grid's finding, one count per setting."""
         return {s: self.count(test, setting=s) for s in self.settings}
 
@@ -79,6 +76,26 @@ class Grid:
         except ImportError:
             return rows
         return pandas.DataFrame(rows)
+
+
+def passes(test) -> Callable[[Cell], bool]:
+    """A cell test from a score field name, a tuple of names (all must hold), or a function of a Cell."""
+    if callable(test):
+        return test
+    fields = (test,) if isinstance(test, str) else tuple(test) if isinstance(test, (tuple, list)) else ()
+    if not fields or not all(isinstance(f, str) for f in fields):
+        raise SdlabError(f"a test is a score field such as 'right', a tuple of them, or a function of a cell, "
+                         f"not {test!r}")
+    return _Fields(fields)
+
+
+@dataclass
+class _Fields:
+    """Passes a cell whose scores hold every field (a plain object: a grid's test can be pickled and printed)."""
+    fields: tuple
+
+    def __call__(self, cell: Cell) -> bool:
+        return all(bool(cell.scores.get(f)) for f in self.fields)
 
 
 def settings_of(settings) -> list[Setting]:
@@ -128,6 +145,25 @@ def check(pipe, prompts, seeds) -> tuple[list[str], list[int]]:
     return prompts, seeds
 
 
+def source(pipe, prompts, seeds, steps: int = 8, keep=None):
+    """A source run for a grid's inject or patch settings, batched as grid batches them: the attention maps of
+    `prompts` x `seeds` (every head and step), or with keep=[sites] a trace keeping those sites.
+
+    >>> cap = source(pipe, ["a red circle on the left"], range(4))
+    >>> grid(pipe, ["a red circle on the right"], range(4), {"maps": edit.inject(cap)})
+    """
+    from .attention import capture_attention
+    from .trace import trace
+
+    prompts, seeds = check(pipe, prompts, seeds)
+    pipe.set_progress_bar_config(disable=True)
+    block = (capture_attention(pipe, heads="each", steps="each") if keep is None else
+             trace(pipe, components=[], keep=keep))
+    with block as found:
+        run(pipe, prompts if len(prompts) > 1 else prompts[0], seeds, [], {}, steps)
+    return found
+
+
 def run(pipe, prompt: str | list[str], seeds: list[int], edits: list, kwargs: dict, steps: int) -> np.ndarray:
     """(len(seeds), H, W, 3) images in [0, 1]: one pipeline call, the seeds batched as images of one prompt (a list
     of prompts: (len(prompts) * len(seeds), ...), prompt by prompt, each with every seed)."""
@@ -141,33 +177,37 @@ def run(pipe, prompt: str | list[str], seeds: list[int], edits: list, kwargs: di
 def grid(pipe, prompts, seeds, settings=None, *, steps: int = 8, score: Callable | None = judge,
          keep_images: bool = True, batch: bool = True, cache: dict | None = None, progress: bool = True) -> Grid:
     """Run every prompt x seed x setting and score each image with `score(image, prompt) -> dict` (default: the
-    embedded models' scene judge). Seeds of one prompt and setting run as one batch (images match single-seed runs
-    to float rounding, ~1e-5) unless batch=False or an edit carries a source run (inject, patch). `cache`, a dict
-    you keep, makes a repeated (prompt, seed, setting label, steps) cost nothing."""
+    embedded models' scene judge). Every prompt and seed of a setting runs as one batch, prompt by prompt, each with
+    every seed (images match single runs to float rounding, ~1e-5) unless batch=False: an inject or patch source
+    must be recorded the same way (`source(pipe, prompts, seeds)`). `cache`, a dict you keep, makes a repeated
+    (prompt, seed, setting label, steps) cost nothing."""
     prompts, seeds = check(pipe, prompts, seeds)
     columns = settings_of(settings)
     if not isinstance(steps, int) or steps < 1:
         raise SdlabError(f"steps must be a whole number >= 1, not {steps!r}")
     pipe.set_progress_bar_config(disable=True)
     done = {} if cache is None else cache
-    for prompt, column in tqdm(list(itertools.product(prompts, columns)), desc="grid", disable=not progress,
-                               leave=False):
-        todo = [s for s in seeds if (prompt, s, column.label, steps) not in done]
-        for group in _groups(todo, column.spec, prompt, batch):
-            edits, kwargs = resolve(column.spec, prompt, group[0])
-            for s, image in zip(group, run(pipe, prompt, group, edits, kwargs, steps)):
-                done[(prompt, s, column.label, steps)] = Cell(prompt, s, column.label,
-                                                               score(image, prompt) if score else {}, image)
+    for column in tqdm(columns, desc="grid", disable=not progress, leave=False):
+        todo = [(p, s) for p in prompts for s in seeds if (p, s, column.label, steps) not in done]
+        for group in _groups(todo, column.spec, batch):
+            edits, kwargs = resolve(column.spec, *group[0])
+            names = list(dict.fromkeys(p for p, _ in group))
+            runs = list(dict.fromkeys(s for _, s in group))
+            images = run(pipe, names if len(names) > 1 else names[0], runs, edits, kwargs, steps)
+            for (p, s), image in zip([(p, s) for p in names for s in runs], images):
+                done[(p, s, column.label, steps)] = Cell(p, s, column.label, score(image, p) if score else {}, image)
     cells = [done[(p, s, c.label, steps)] for p in prompts for s in seeds for c in columns]
     if not keep_images:
         cells = [Cell(c.prompt, c.seed, c.setting, c.scores) for c in cells]
     return Grid(prompts, seeds, [c.label for c in columns], cells)
 
 
-def _groups(seeds: list[int], spec, prompt: str, batch: bool) -> list[list[int]]:
-    """Seeds batched into one call, or one call each where a spec depends on the seed or carries a source run."""
-    if not seeds:
+def _groups(todo: list[tuple[str, int]], spec, batch: bool) -> list[list[tuple[str, int]]]:
+    """Every prompt and seed of a setting in one call (each prompt with every seed), or one call each where a spec
+    depends on the cell or batch=False."""
+    if not todo:
         return []
-    alone = not batch or (callable(spec) and not isinstance(spec, KINDS))
-    alone = alone or any(isinstance(e, PER_RUN) for e in resolve(spec, prompt, seeds[0])[0])
-    return [[s] for s in seeds] if alone else [seeds]
+    if not batch or (callable(spec) and not isinstance(spec, KINDS)):
+        return [[cell] for cell in todo]
+    prompts, seeds = list(dict.fromkeys(p for p, _ in todo)), list(dict.fromkeys(s for _, s in todo))
+    return [[(p, s) for p in prompts for s in seeds]]  # a few cached cells run again: one call beats several
