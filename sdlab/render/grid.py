@@ -51,7 +51,7 @@ def tracing_figure(tracing, test, label: str, inches: float = 0.55) -> Figure:
     for (r, w), n in np.ndenumerate(counts):
         ax.text(w, r, str(n), ha="center", va="center", fontsize=7, color="white" if n < 0.6 * tracing.total else "k")
     ax.set_xticks(range(len(tracing.windows)), tracing.windows, fontsize=7)
-    ax.set_yticks(range(len(tracing.rows)), [r.split(".", 1)[-1] for r in tracing.rows], fontsize=7)
+    ax.set_yticks(range(len(tracing.rows)), [r.removeprefix("unet.").removeprefix("transformer.") for r in tracing.rows], fontsize=7)
     ax.set_xlabel("patched steps", fontsize=8)
     clean, corrupt = (tracing.count(test, setting=s)[0] for s in ("clean", "corrupt"))
     ax.set_title(f"{label} (of {tracing.total}); clean {clean}, corrupt {corrupt}", fontsize=8)
