@@ -4,7 +4,6 @@
 ...          settings={"plain": [], "no skip": edit.skip("unet.up_blocks.2.resnets.2", scale=0)})
 >>> g.count(lambda c: c.scores["right"], setting="no skip")      # (right, total) over 2 prompts x 4 seeds
 """
-import itertools
 from dataclasses import dataclass, field
 from typing import Callable
 
