@@ -74,8 +74,10 @@ class inject:  # noqa: N801 - read as a verb: edit(pipe, inject(...))
     def mix(self, ctx: Context, rows: slice, blocks: tuple[slice, slice], own, source):
         """own with its image->text block (or only the words' columns of it) taken from the source."""
         (image, text), new = blocks, own.clone()
+        if not self.words:  # every column: one slice assignment, the same values as column by column
+            new[:, :, image, text.start:text.start + source.shape[-1]] = source
+            return new
         for i in range(rows.stop - rows.start):
-            cols = (range(source.shape[-1]) if not self.words else
-                    [c for w in self.words for c in ctx.tokens(rows.start + i).indices(w)])
-            new[i, :, image, [text.start + c for c in cols]] = source[i, :, :, list(cols)]
+            cols = [c for w in self.words for c in ctx.tokens(rows.start + i).indices(w)]
+            new[i, :, image, [text.start + c for c in cols]] = source[i, :, :, cols]
         return new
