@@ -13,10 +13,12 @@ from .attention import AttentionCapture, capture_attention
 from .edits import edit
 from .errors import SdlabError
 from .grid import Grid, grid
+from .hooks import Site, sites
 from .loading import load
+from .patching import Tracing, patching
 from .tokens import Tokens, tokenize
 from .skips import Skip
 from .trace import Record, Trace, trace
 
-__all__ = ["Architecture", "AttentionCapture", "Grid", "Record", "SdlabError", "Skip", "Tokens", "Trace",
-           "architecture", "capture_attention", "edit", "grid", "load", "tokenize", "trace"]
+__all__ = ["Architecture", "AttentionCapture", "Grid", "Record", "SdlabError", "Site", "Skip", "Tokens", "Trace", "Tracing",
+           "architecture", "capture_attention", "edit", "grid", "load", "patching", "sites", "tokenize", "trace"]

@@ -1,76 +1,43 @@
-"""Small "what if?" experiments on the intervention API (chapter 17): each runs the pipeline and returns plain
-numbers, dicts and images, so the notebook only calls and plots.
+"""Reading "what if?" grids (chapter 17): how far a setting moves the images, scores against another caption, and
+a faint blob where a prompt wants an object that was drawn elsewhere.
 
->>> rows = skip_sweep(pipe, "a red circle on the left")     # one row per skip connection: how far the image moves
->>> curve = inject_curve(pipe, "a red circle on the left", "a red circle on the right", seed=0)
+>>> X.change(g, "no skip")                                   # mean |pixel change| against the "plain" cells
+>>> X.judged(g, {"a red circle on the right": "a red circle on the left"}).counts("position")   # at the source's place
 """
 import numpy as np
-import torch
 
-from .attention import capture_attention
-from .edits import edit
-from .tiny.evaluate import objects
-from .trace import trace
+from .errors import SdlabError
+from .grid import Cell, Grid
+from .tiny.evaluate import judge
+from .tiny.scenes import PLACES, things_of
 
-
-def generate(pipe, prompt: str, *edits, seed: int = 0, steps: int = 8) -> np.ndarray:
-    """One (H, W, 3) image in [0, 1] of `prompt` with `seed`, under `edits` (none: the plain run)."""
-    pipe.set_progress_bar_config(disable=True)
-    with edit(pipe, *edits):
-        return pipe(prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
-                    output_type="np").images[0]
+GHOST, OBJECT = 0.01, 0.1  # tints: an empty background measures <= 0.005 on sdlab-tiny, an object >= 0.45
 
 
-def change(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute pixel difference of two images in [0, 1]."""
-    return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).mean())
+def change(grid: Grid, setting: str, baseline: str = "plain") -> float:
+    """Mean absolute pixel difference between each cell of `setting` and the `baseline` cell of its prompt and seed."""
+    pairs = [(grid.at(c.prompt, c.seed, baseline), c) for c in grid.select(setting=setting)]
+    if not pairs or any(a.image is None or b.image is None for a, b in pairs):
+        raise SdlabError("change needs a grid with images (keep_images=True) and cells in both settings")
+    return float(np.mean([np.abs(np.asarray(a.image, np.float64) - b.image).mean() for a, b in pairs]))
 
 
-def skip_sweep(pipe, prompt: str, seed: int = 0, steps: int = 8) -> list[dict]:
-    """Zero each skip of the ledger in turn: {skip (target ResNet), source, channels, change, seen, image}."""
-    with trace(pipe, components=["unet"]) as t:
-        generate(pipe, prompt, seed=seed, steps=1)
-    plain = generate(pipe, prompt, seed=seed, steps=steps)
-    rows = []
-    for s in t.ledger():
-        image = generate(pipe, prompt, edit.skip(s.target, scale=0.0), seed=seed, steps=steps)
-        rows.append(dict(skip=s.target, source=s.source, channels=s.skip, change=change(image, plain),
-                         seen=objects(image), image=image))
-    return rows
+def judged(grid: Grid, captions: dict[str, str]) -> Grid:
+    """The grid with each cell scored against captions[prompt] (the source caption of an injected run, say)."""
+    cells = [Cell(c.prompt, c.seed, c.setting, judge(c.image, captions.get(c.prompt, c.prompt)), c.image)
+             for c in grid.cells]
+    return Grid(grid.prompts, grid.seeds, grid.settings, cells)
 
 
-def capture(pipe, prompt: str, seed: int = 0, steps: int = 8):
-    """(image, capture) of a source run with every head and step kept, ready for edit.inject."""
-    pipe.set_progress_bar_config(disable=True)
-    with capture_attention(pipe, heads="each", steps="each") as cap:
-        image = pipe(prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
-                     output_type="np").images[0]
-    return image, cap
+def tint(cell: Cell, caption: str | None = None) -> float:
+    """Mean of (1 - the darkest channel) within 12 pixels of the caption's (default: the cell's prompt's) place:
+    0 on the white background, ~0.5-0.9 on an object, in between for a faint blob."""
+    _, x, y = PLACES[things_of(caption or cell.prompt)[0].place]
+    ys, xs = np.mgrid[:cell.image.shape[0], :cell.image.shape[1]]
+    near = (xs - x) ** 2 + (ys - y) ** 2 <= 12 ** 2
+    return float((1 - np.asarray(cell.image).min(-1))[near].mean())
 
 
-def inject_curve(pipe, source: str, target: str, seed: int = 0, steps: int = 8) -> list[dict]:
-    """Inject the source's maps into the target's run for the first k steps, k = 0..steps: {k, seen, image}."""
-    _, cap = capture(pipe, source, seed=seed, steps=steps)
-    return [dict(k=k, seen=objects(image), image=image) for k in range(steps + 1)
-            for image in [generate(pipe, target, edit.inject(cap, steps=range(k)), seed=seed, steps=steps)]]
-
-
-def place_of(seen: dict, colour: str) -> str | None:
-    """Where the judge puts the `colour` object, or None when it sees none."""
-    return seen[colour][1] if colour in seen else None
-
-
-def holds_from(places: list, place: str) -> int | None:
-    """The smallest k such that places[k:] are all `place` (None if the last is not)."""
-    if not places or places[-1] != place:
-        return None
-    k = len(places)
-    while k > 0 and places[k - 1] == place:
-        k -= 1
-    return k
-
-
-def reweight_sweep(pipe, prompt: str, word: str, weights, seed: int = 0, steps: int = 8) -> list[dict]:
-    """The prompt with `word`'s cross-attention times each weight: {weight, seen, image}."""
-    return [dict(weight=w, seen=objects(image), image=image) for w in weights
-            for image in [generate(pipe, prompt, edit.reweight(word, float(w)), seed=seed, steps=steps)]]
+def ghost(cell: Cell) -> bool:
+    """A faint blob where the cell's own prompt wants the object: a tint of at least GHOST, below an object's."""
+    return GHOST <= tint(cell) < OBJECT

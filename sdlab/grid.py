@@ -4,7 +4,6 @@
 ...          settings={"plain": [], "no skip": edit.skip("unet.up_blocks.2.resnets.2", scale=0)})
 >>> g.count(lambda c: c.scores["right"], setting="no skip")      # (right, total) over 2 prompts x 4 seeds
 """
-import itertools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,10 +14,6 @@ from tqdm.auto import tqdm
 from .edits import KINDS, edit
 from .errors import SdlabError
 from .tiny.evaluate import judge
-
-# these edits carry one source run each, so their cells run one seed at a time
-PER_RUN = (edit.inject, edit.patch)
-
 
 @dataclass
 class Setting:
@@ -149,9 +144,30 @@ def check(pipe, prompts, seeds) -> tuple[list[str], list[int]]:
     return prompts, seeds
 
 
-def run(pipe, prompt: str, seeds: list[int], edits: list, kwargs: dict, steps: int) -> np.ndarray:
-    """(len(seeds), H, W, 3) images in [0, 1]: one pipeline call, the seeds batched as images of one prompt."""
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
+def source(pipe, prompts, seeds, steps: int = 8, keep=None):
+    """A source run for a grid's inject or patch settings, batched as grid batches them: the attention maps of
+    `prompts` x `seeds` (every head and step), or with keep=[sites] a trace keeping those sites.
+
+    >>> cap = source(pipe, ["a red circle on the left"], range(4))
+    >>> grid(pipe, ["a red circle on the right"], range(4), {"maps": edit.inject(cap)})
+    """
+    from .attention import capture_attention
+    from .trace import trace
+
+    prompts, seeds = check(pipe, prompts, seeds)
+    pipe.set_progress_bar_config(disable=True)
+    block = (capture_attention(pipe, heads="each", steps="each") if keep is None else
+             trace(pipe, components=[], keep=keep))
+    with block as found:
+        run(pipe, prompts if len(prompts) > 1 else prompts[0], seeds, [], {}, steps)
+    return found
+
+
+def run(pipe, prompt: str | list[str], seeds: list[int], edits: list, kwargs: dict, steps: int) -> np.ndarray:
+    """(len(seeds), H, W, 3) images in [0, 1]: one pipeline call, the seeds batched as images of one prompt (a list
+    of prompts: (len(prompts) * len(seeds), ...), prompt by prompt, each with every seed)."""
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    generators = [torch.Generator().manual_seed(s) for _ in prompts for s in seeds]
     with edit(pipe, *edits):
         return pipe(prompt, num_inference_steps=steps, num_images_per_prompt=len(seeds), generator=generators,
                     output_type="np", **kwargs).images
@@ -160,33 +176,37 @@ def run(pipe, prompt: str, seeds: list[int], edits: list, kwargs: dict, steps: i
 def grid(pipe, prompts, seeds, settings=None, *, steps: int = 8, score: Callable | None = judge,
          keep_images: bool = True, batch: bool = True, cache: dict | None = None, progress: bool = True) -> Grid:
     """Run every prompt x seed x setting and score each image with `score(image, prompt) -> dict` (default: the
-    embedded models' scene judge). Seeds of one prompt and setting run as one batch (images match single-seed runs
-    to float rounding, ~1e-5) unless batch=False or an edit carries a source run (inject, patch). `cache`, a dict
-    you keep, makes a repeated (prompt, seed, setting label, steps) cost nothing."""
+    embedded models' scene judge). Every prompt and seed of a setting runs as one batch, prompt by prompt, each with
+    every seed (images match single runs to float rounding, ~1e-5) unless batch=False: an inject or patch source
+    must be recorded the same way (`source(pipe, prompts, seeds)`). `cache`, a dict you keep, makes a repeated
+    (prompt, seed, setting label, steps) cost nothing."""
     prompts, seeds = check(pipe, prompts, seeds)
     columns = settings_of(settings)
     if not isinstance(steps, int) or steps < 1:
         raise SdlabError(f"steps must be a whole number >= 1, not {steps!r}")
     pipe.set_progress_bar_config(disable=True)
     done = {} if cache is None else cache
-    for prompt, column in tqdm(list(itertools.product(prompts, columns)), desc="grid", disable=not progress,
-                               leave=False):
-        todo = [s for s in seeds if (prompt, s, column.label, steps) not in done]
-        for group in _groups(todo, column.spec, prompt, batch):
-            edits, kwargs = resolve(column.spec, prompt, group[0])
-            for s, image in zip(group, run(pipe, prompt, group, edits, kwargs, steps)):
-                done[(prompt, s, column.label, steps)] = Cell(prompt, s, column.label,
-                                                               score(image, prompt) if score else {}, image)
+    for column in tqdm(columns, desc="grid", disable=not progress, leave=False):
+        todo = [(p, s) for p in prompts for s in seeds if (p, s, column.label, steps) not in done]
+        for group in _groups(todo, column.spec, batch):
+            edits, kwargs = resolve(column.spec, *group[0])
+            names = list(dict.fromkeys(p for p, _ in group))
+            runs = list(dict.fromkeys(s for _, s in group))
+            images = run(pipe, names if len(names) > 1 else names[0], runs, edits, kwargs, steps)
+            for (p, s), image in zip([(p, s) for p in names for s in runs], images):
+                done[(p, s, column.label, steps)] = Cell(p, s, column.label, score(image, p) if score else {}, image)
     cells = [done[(p, s, c.label, steps)] for p in prompts for s in seeds for c in columns]
     if not keep_images:
         cells = [Cell(c.prompt, c.seed, c.setting, c.scores) for c in cells]
     return Grid(prompts, seeds, [c.label for c in columns], cells)
 
 
-def _groups(seeds: list[int], spec, prompt: str, batch: bool) -> list[list[int]]:
-    """Seeds batched into one call, or one call each where a spec depends on the seed or carries a source run."""
-    if not seeds:
+def _groups(todo: list[tuple[str, int]], spec, batch: bool) -> list[list[tuple[str, int]]]:
+    """Every prompt and seed of a setting in one call (each prompt with every seed), or one call each where a spec
+    depends on the cell or batch=False."""
+    if not todo:
         return []
-    alone = not batch or (callable(spec) and not isinstance(spec, KINDS))
-    alone = alone or any(isinstance(e, PER_RUN) for e in resolve(spec, prompt, seeds[0])[0])
-    return [[s] for s in seeds] if alone else [seeds]
+    if not batch or (callable(spec) and not isinstance(spec, KINDS)):
+        return [[cell] for cell in todo]
+    prompts, seeds = list(dict.fromkeys(p for p, _ in todo)), list(dict.fromkeys(s for _, s in todo))
+    return [[(p, s) for p in prompts for s in seeds]]  # a few cached cells run again: one call beats several

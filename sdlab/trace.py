@@ -13,7 +13,8 @@ import torch
 
 from .budget import GiB, check_budget
 from .errors import SdlabError
-from .hooks import Block, Clock, Hooks, components_of, guidance_on, site
+from .hooks import Block, Clock, Hooks, canonical, components_of, guidance_on, site
+from .hooks.streams import parts
 from .records import Record, first_dtype, first_shape, shapes, tensors  # noqa: F401 - first_shape is public here
 from .render.table import format_table
 from .skips import Skip, ledger
@@ -42,7 +43,8 @@ class Trace:
     def __init__(self):
         self.records: list[Record] = []
         self.failed: str | None = None  # module that raised (or was interrupted), if the run did not finish
-        self.kept: dict[str, list[torch.Tensor]] = {}  # site -> its main output at each denoiser call
+        self.kept: dict[str, list[torch.Tensor]] = {}  # site -> its main output (image stream) at each denoiser call
+        self.parts: dict[str, list[dict]] = {}  # site -> its other outputs at each call: "text" stream, "skips"
 
     def select(self, depth: int | None = None, component: str | None = None, step: int | None = 0,
                path: str | None = None) -> list[Record]:
@@ -76,9 +78,13 @@ class Trace:
 class trace(Block):  # noqa: N801 - used like a function: `with sdlab.trace(pipe) as t:`
     """Context manager that hooks every module of the target and removes every hook on exit.
 
-    keep: sites ("unet.mid_block") whose main output is kept at every denoiser call, for activation patching;
+    keep: sites ("unet.mid_block") whose main output is kept at every denoiser call, for activation patching:
+    `t.kept[site]` holds the image stream (a DiT block's too), `t.parts[site]` a DiT block's "text" stream and a
+    UNet down block's "skips"; a kept site that never runs is an error when the block ends.
+    components: those to record every module call of (None: all; [] records only the kept sites: cheap).
     budget: bytes the kept tensors may take (checked at the first call, before the rest of the run).
     >>> with sdlab.trace(sdlab.architecture("sd15")) as t: ...
+    >>> with sdlab.trace(pipe, components=[], keep=["unet.mid_block"]) as t: pipe(prompt)   # records nothing else
     >>> t.get("unet.conv_in").outputs   # [1, 320, 64, 64]
     """
 
@@ -86,12 +92,13 @@ class trace(Block):  # noqa: N801 - used like a function: `with sdlab.trace(pipe
 
     def __init__(self, target, components: list[str] | None = None, keep: list[str] = (), budget: int = 2 * GiB):
         found = components_of(target)
-        if components:
+        if components is not None:
             unknown = sorted(set(components) - set(found))
             if unknown:
                 raise SdlabError(f"no component {', '.join(unknown)} here: choose from {', '.join(found)}")
             found = {k: found[k] for k in components}
-        self.keep = {name: site(components_of(target), name) for name in keep}
+        every = components_of(target)
+        self.keep = {canonical(every, name): site(every, name) for name in keep}  # kept under 'component.path' 
         self.target, self.modules, self.budget = target, found, budget
         self.result = Trace()
         self._stack: list[tuple[int, str, str, torch.nn.Module]] = []
@@ -117,11 +124,15 @@ class trace(Block):  # noqa: N801 - used like a function: `with sdlab.trace(pipe
                 for name in VAE_CALLS:  # recorded as the VAE's own calls: its forward never runs in a pipeline
                     hooks.patch(root, name, functools.partial(self._vae_call, root, name))
         for name, module in self.keep.items():
-            self.result.kept[name] = []
-            hooks.output(module, functools.partial(self._keep, name))
+            self.result.kept[name], self.result.parts[name] = [], []
+            hooks.post(module, functools.partial(self._keep, name))
 
     def closed(self, error) -> None:
         self.result.records.sort(key=lambda r: r.index)
+        silent = [name for name, kept in self.result.kept.items() if not kept]
+        if error is None and silent and self._clock.call >= 0:
+            raise SdlabError(f"keep={silent} recorded nothing: {silent[0]} never ran (or returned no tensor) in this "
+                             "run; keep a site the run calls (sdlab.sites(pipe) lists them)")
         if self._stack and error is not None:
             _, component, path, module, _ = self._stack[-1]
             self.result.failed = f"{component}.{path}".rstrip(".")
@@ -131,13 +142,19 @@ class trace(Block):  # noqa: N801 - used like a function: `with sdlab.trace(pipe
                                  f"{type(error).__name__}: {first_line} "
                                  f"(the trace kept the {len(self.result.records)} calls that finished)") from error
 
-    def _keep(self, name: str, value: torch.Tensor) -> None:
+    def _keep(self, name: str, module, args, kwargs, output) -> None:
+        found = parts(module, output)
+        value = found.pop("image", None)
+        if not isinstance(value, torch.Tensor):
+            return
         kept = self.result.kept[name]
         if not kept and self._clock.steps:  # first call: the whole run's cost is known now
             need = value.numel() * value.element_size() * self._clock.steps * len(self.keep)
             check_budget(need, self.budget, f"keeping {', '.join(self.keep)} for {self._clock.steps} steps",
                          "keep fewer sites or run fewer steps")
         kept.append(value.detach().clone())
+        # a down block's last skip is its output itself: kept once
+        self.result.parts[name].append({key: _copy(v, value, kept[-1]) for key, v in found.items()})
 
     def _pre_hook(self, component, path):
         def hook(module, args, kwargs):
@@ -187,6 +204,15 @@ class trace(Block):  # noqa: N801 - used like a function: `with sdlab.trace(pipe
             self._param_cache[key] = sum(p.numel() for p in module.parameters())
         return self._param_cache[key]
 
+
+
+def _copy(value, main: torch.Tensor, main_copy: torch.Tensor):
+    """A detached copy of a tensor or tuple of tensors (None stays None); `main` itself is its copy already made."""
+    if isinstance(value, tuple):
+        return tuple(_copy(v, main, main_copy) for v in value)
+    if value is None:
+        return None
+    return main_copy if value is main else value.detach().clone()
 
 
 def _batch(args, kwargs) -> int:

@@ -222,7 +222,8 @@ def test_layer_selection(random_pipe):
     assert sorted(cap.maps) == sorted([LAYER] + [p for p in paths if p.startswith("up_blocks.1")])
     for bad, line in [(dict(layers=["nope.0"]), "no attention layer at nope.0; layers look like"),
                       (dict(layers="self"), "self-attention layers need query=(y, x)"),
-                      (dict(steps=0), "steps must be 'mean', 'each' or a range/list of step numbers >= 0, not 0"),
+                      (dict(steps=-1), "steps must be 'mean', 'each', a step number, a list or range of step numbers >= 0, or a "
+                       "slice such as slice(4, None), not -1"),
                       (dict(heads="max"), "heads must be 'mean' or 'each'"),
                       (dict(query=(2, 0)), "query (2, 0) must be (y, x) or (y0, x0, y1, x1) as fractions")]:
         with pytest.raises(SdlabError) as err:

@@ -208,3 +208,17 @@ def test_an_edit_block_cannot_be_reused(random_pipe):
     with pytest.raises(SdlabError, match="this edit block was already used"):
         with block:
             pass
+
+
+def test_inject_of_a_words_columns_is_exact_at_identity_and_partial_otherwise(random_pipe):
+    with sdlab.capture_attention(random_pipe, heads="each", steps="each") as source:
+        plain = run(random_pipe, LEFT)
+    with sdlab.edit(random_pipe, edit.inject(source, words="circle")):
+        assert np.array_equal(run(random_pipe, LEFT), plain)
+    target = "a red circle on the right"
+    own = run(random_pipe, target)
+    with sdlab.edit(random_pipe, edit.inject(source, words=["circle", "red"])):
+        some = run(random_pipe, target)
+    with sdlab.edit(random_pipe, edit.inject(source)):
+        every = run(random_pipe, target)
+    assert not np.array_equal(some, own) and not np.array_equal(some, every)

@@ -1,37 +1,39 @@
-"""sdlab.experiments: the chapter 17 helpers return plain numbers and dicts, and measure what they say."""
+"""sdlab.experiments: how far a setting moves a grid's images, rescoring against other captions, and the tint that
+tells an object, a faint blob and an empty place apart."""
 import numpy as np
+import pytest
 
-from sdlab import edit
 from sdlab import experiments as X
+from sdlab.errors import SdlabError
+from sdlab.grid import Cell, Grid
+from sdlab.tiny.scenes import Thing, caption_of, render
+
+LEFT, RIGHT = "a red circle on the left", "a red circle on the right"
 
 
-def test_change_and_places():
-    a, b = np.zeros((4, 4, 3)), np.full((4, 4, 3), 0.5)
-    assert X.change(a, a) == 0 and X.change(a, b) == 0.5
-    assert X.place_of({"red": ("circle", "left")}, "red") == "left" and X.place_of({}, "red") is None
-    assert X.holds_from(["right", None, "left", "left"], "left") == 2
-    assert X.holds_from(["left", "right"], "left") is None and X.holds_from(["left"] * 3, "left") == 0
+def scene(caption):
+    """The scene renderer's image of a caption, as floats in [0, 1]."""
+    image, _ = render([Thing("red", "circle", caption.split()[-1])], np.random.default_rng(0))
+    return np.asarray(image, np.float32) / 255
 
 
-def test_generate_is_the_plain_run_without_edits_and_repeatable(random_pipe):
-    a = X.generate(random_pipe, "a red circle on the left", steps=2)
-    assert a.shape[-1] == 3 and np.array_equal(a, X.generate(random_pipe, "a red circle on the left", steps=2))
-    assert X.change(a, X.generate(random_pipe, "a red circle on the left", edit.timestep(999), steps=2)) > 0
+def test_change_is_the_mean_pixel_difference_against_the_baseline():
+    a, b = scene(LEFT), scene(RIGHT)
+    g = Grid([RIGHT], [0], ["plain", "moved"], [Cell(RIGHT, 0, "plain", {}, b), Cell(RIGHT, 0, "moved", {}, a)])
+    assert X.change(g, "moved") == pytest.approx(np.abs(a - b).mean()) and X.change(g, "plain") == 0
+    with pytest.raises(SdlabError, match="needs a grid with images"):
+        X.change(Grid([RIGHT], [0], ["plain", "x"], [Cell(RIGHT, 0, "plain", {}), Cell(RIGHT, 0, "x", {})]), "x")
 
 
-def test_skip_sweep_has_a_row_per_skip_and_measures_the_change(random_pipe):
-    rows = X.skip_sweep(random_pipe, "a red circle on the left", steps=2)
-    assert len(rows) == 12 and len({r["skip"] for r in rows}) == 12
-    assert all(r["change"] >= 0 and isinstance(r["seen"], dict) for r in rows) and max(r["change"] for r in rows) > 0
+def test_judged_scores_against_the_mapped_caption():
+    g = Grid([RIGHT], [0], ["plain"], [Cell(RIGHT, 0, "plain", {}, scene(LEFT))])
+    assert X.judged(g, {RIGHT: LEFT}).count("position") == (1, 1)
+    assert X.judged(g, {}).count("position") == (0, 1)
 
 
-def test_inject_curve_runs_k_from_none_to_all(random_pipe):
-    curve = X.inject_curve(random_pipe, "a red circle on the left", "a red circle on the right", steps=2)
-    assert [r["k"] for r in curve] == [0, 1, 2]
-    assert np.array_equal(curve[0]["image"], X.generate(random_pipe, "a red circle on the right", steps=2))
-
-
-def test_reweight_sweep_at_weight_one_is_the_plain_run(random_pipe):
-    rows = X.reweight_sweep(random_pipe, "a red circle on the left", "red", [1, 0], steps=2)
-    assert np.array_equal(rows[0]["image"], X.generate(random_pipe, "a red circle on the left", steps=2))
-    assert X.change(rows[0]["image"], rows[1]["image"]) > 0
+def test_tint_tells_an_object_a_faint_blob_and_nothing_apart():
+    drawn, empty = Cell(LEFT, 0, "s", {}, scene(LEFT)), Cell(RIGHT, 0, "s", {}, scene(LEFT))
+    faint = Cell(RIGHT, 0, "s", {}, 1 - 0.03 * (1 - scene(RIGHT)))
+    assert X.tint(drawn) > X.OBJECT and X.tint(empty) < X.GHOST
+    assert X.ghost(faint) and not X.ghost(drawn) and not X.ghost(empty)
+    assert caption_of([Thing("red", "circle", "left")]) == LEFT

@@ -66,7 +66,7 @@ def test_the_cache_never_runs_a_cell_twice_and_seeds_batch_into_one_call(random_
     assert calls == [3, 1] and len(again.cells) == 4 and len(cache) == 4
 
 
-def test_a_source_run_edit_or_a_function_of_the_seed_runs_one_seed_at_a_time(random_pipe, calls):
+def test_a_function_of_the_cell_or_batch_false_runs_one_cell_at_a_time(random_pipe, calls):
     grid(random_pipe, PROMPTS[:1], range(2), {"told": lambda prompt, seed: edit.timestep(10 * seed)}, steps=2,
          progress=False)
     assert calls == [1, 1]
@@ -107,3 +107,33 @@ def test_the_judge_scores_drawn_scenes_against_their_captions():
     assert judge(image, "a red circle on the left")["x"] < 0.4 < judge(render([Thing("red", "circle", "right")],
                                                                               rng)[0], "a red circle on the right")["x"]
     assert judge(image, "a photo of a cat")["right"] is None
+
+
+def test_every_prompt_and_seed_of_a_setting_is_one_call_matching_single_runs(random_pipe, calls):
+    g = grid(random_pipe, PROMPTS, [3, 5], {"plain": []}, steps=2, progress=False)
+    assert calls == [2]                       # one call: two prompts, each with both seeds
+    alone = random_pipe(PROMPTS[1], num_inference_steps=2, generator=torch.Generator().manual_seed(5),
+                        output_type="np").images[0]
+    assert np.abs(g.at(PROMPTS[1], 5, "plain").image - alone).max() < 1e-4
+
+
+def test_a_batched_source_feeds_inject_and_patch_settings_in_one_call(random_pipe, calls):
+    from sdlab.grid import source
+    cap = source(random_pipe, PROMPTS, [0, 1], steps=2)
+    kept = source(random_pipe, PROMPTS, [0, 1], steps=2, keep=["unet.up_blocks.3"])
+    calls.clear()
+    g = grid(random_pipe, ["a green square at the top", "a yellow circle in the center"], [0, 1],
+             {"maps": edit.inject(cap), "last block": edit.patch("unet.up_blocks.3", kept)}, steps=2, progress=False)
+    assert calls == [2, 2]
+    plain = grid(random_pipe, PROMPTS, [0, 1], steps=2, progress=False)
+    for p, q in zip(g.prompts, PROMPTS):       # the last block patched at every step: the source's images
+        assert np.abs(g.at(p, 1, "last block").image - plain.at(q, 1, "plain").image).max() < 1e-4
+
+
+def test_a_test_is_a_score_field_a_tuple_of_them_or_a_function(random_pipe):
+    g = grid(random_pipe, PROMPTS[:1], [0], steps=1, progress=False)
+    cell = g.cells[0]
+    assert g.count("colour") == (int(bool(cell.scores["colour"])), 1)
+    assert g.count(("colour", "shape")) == (int(bool(cell.scores["colour"] and cell.scores["shape"])), 1)
+    with pytest.raises(SdlabError, match="a test is a score field"):
+        g.count(3)

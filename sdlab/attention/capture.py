@@ -10,7 +10,8 @@ import torch
 
 from ..budget import GiB, check_budget
 from ..errors import SdlabError
-from ..hooks import Block, Clock, Hooks, branch_rows, denoiser, plan_rows
+from ..hooks import Block, Clock, Hooks, branch_rows, denoiser, in_steps, plan_rows
+from ..hooks import check_steps as calls
 from ..tokens import as_list, is_t5, prompt_tokenizers, sequence_tokens, tokenize
 from .explicit import attach
 from .layers import Layer, latent_hw, query_rows, select_layers
@@ -97,13 +98,13 @@ class AttentionCapture(CapturedMaps):
         self.reducers = {(la.path, block): Reducer(settings.steps == "each") for la in layers
                          for block in ("image->text", *(settings.blocks if la.kind == "joint" else ()))}
         self.queries: dict[str, torch.Tensor | None] = {}
-        self.step, self.estimate, self.kept_estimate = -1, None, None
+        self.step, self.total, self.estimate, self.kept_estimate = -1, None, None, None
         self.batch_rows = slice(None)
         self.per_image = 1
 
     def wants_step(self) -> bool:
         steps = self.settings.steps
-        return steps in ("mean", "each") or self.step in steps
+        return steps in ("mean", "each") or in_steps(self.step, steps, self.total)
 
     def record_prompts(self, bound: dict):
         """Tokenise the prompts encode_prompt was given (the pipeline tokenises the same way)."""
@@ -128,7 +129,7 @@ class AttentionCapture(CapturedMaps):
 
     def start_step(self, clock: Clock, named: dict):
         """A UNet call begins: read the latent's shape, and on the first call plan rows and check memory."""
-        self.step = clock.call
+        self.step, self.total = clock.call, clock.steps
         sample = named.get("sample", named.get("hidden_states"))
         self.latent_hw = latent_hw(named)
         if self.step == 0:
@@ -201,12 +202,17 @@ class AttentionCapture(CapturedMaps):
 
 
 def check_steps(steps):
-    """'mean', 'each', or a sorted list of UNet-call numbers (0-based) to average."""
+    """'mean', 'each', or the denoiser calls (0-based) to average: an int, a list, a range or a slice."""
     if isinstance(steps, str) and steps in ("mean", "each"):
         return steps
-    if not isinstance(steps, str) and hasattr(steps, "__iter__") and all(isinstance(s, int) and s >= 0 for s in steps):
-        return sorted(set(steps))
-    raise SdlabError(f"steps must be 'mean', 'each' or a range/list of step numbers >= 0, not {steps!r}")
+    try:
+        found = calls(steps)
+    except SdlabError:
+        found = None
+    if found is None:
+        raise SdlabError(f"steps must be 'mean', 'each', a step number, a list or range of step numbers >= 0, or a "
+                         f"slice such as slice(4, None), not {steps!r}")
+    return found
 
 
 def check_blocks(blocks) -> tuple:
@@ -225,7 +231,8 @@ class capture_attention(Block):  # noqa: N801 - used like a function: `with capt
     """Capture attention probabilities of the chosen layers while `pipe` (or a bare UNet) runs.
 
     layers: "cross" (default), "self", "all", or paths / prefixes like "up_blocks.1"; factors: keep only grids
-    at latent/factor. heads: "mean" or "each". steps: "mean", "each", or a range/list of UNet calls (averaged).
+    at latent/factor. heads: "mean" or "each". steps: "mean", "each", or the denoiser calls to average: an int, a
+    list, a range or a slice (slice(-2, None): the last two).
     branch: "cond", "uncond" or "both" halves of classifier-free guidance. query (self-attention): (y, x) or
     (y0, x0, y1, x1) as fractions of the image, or "all" for every pixel's full map. budget: bytes.
     Transformers (SD3, Flux): "cross" includes their joint layers, whose image->text block gives each word's map;

@@ -152,7 +152,8 @@ class ExplicitProcessor:
         if not {"q", "k", "v"} <= set(self.qkv):
             raise SdlabError(f"{type(self.original).__name__} does not call to_q/to_k/to_v, so sdlab cannot see its "
                              "attention; set a standard processor with pipe.unet.set_default_attn_processor()")
-        named = self.signature.bind(attn, hidden_states, *args, **kwargs).arguments
+        # diffusers passes everything after hidden_states by name: binding the signature each call costs more
+        named = kwargs if not args else self.signature.bind(attn, hidden_states, *args, **kwargs).arguments
         call = Call(attn, self.qkv, named.get("attention_mask"), named.get("image_rotary_emb"))
         for _, fn in sorted(self.listeners, key=lambda item: item[0]):
             fn(call)

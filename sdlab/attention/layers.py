@@ -94,6 +94,7 @@ def select_layers(denoiser, layers, factors=None) -> list[Layer]:
         chosen = [la for la in every if la.kind in KINDS[layers]]
     else:
         wanted = [layers] if isinstance(layers, str) else list(layers)
+        wanted = [strip(w) for w in wanted]
         chosen = [la for la in every if any(la.path == w or la.path.startswith(w + ".") for w in wanted)]
         missing = [w for w in wanted if not any(la.path == w or la.path.startswith(w + ".") for la in every)]
         if missing:
@@ -103,6 +104,14 @@ def select_layers(denoiser, layers, factors=None) -> list[Layer]:
     if not chosen:
         raise SdlabError(f"no attention layer matches layers={layers!r} factors={factors!r}")
     return chosen
+
+
+def strip(path: str) -> str:
+    """A layer path without its component: "unet.up_blocks.1" and "up_blocks.1" name the same layers."""
+    if not isinstance(path, str):
+        raise SdlabError(f"layers are paths such as 'up_blocks.1', not {path!r}")
+    head, _, rest = path.partition(".")
+    return rest if head in ("unet", "transformer") and rest else path
 
 
 def query_rows(query, grid: tuple[int, int]) -> torch.Tensor | None:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SdlabError
+from .layers import strip
 from ..hooks import Row
 from ..tokens import Tokens
 
@@ -91,6 +92,7 @@ class CapturedMaps:
     def pick(self, kind: str, layers) -> list[LayerMap]:
         """Captured maps of one kind; `layers` keeps only paths / prefixes, or int downsampling factors."""
         wanted = None if layers is None else [layers] if isinstance(layers, (str, int)) else list(layers)
+        wanted = None if wanted is None else [p if isinstance(p, int) else strip(p) for p in wanted]
         kinds = ("cross", "joint") if kind == "cross" else (kind,)  # a joint layer's image->text block reads as cross
         maps = [m for m in self.maps.values() if m.kind in kinds and (wanted is None or any(
             m.factor == p if isinstance(p, int) else m.path == p or m.path.startswith(p + ".") for p in wanted))]

@@ -6,19 +6,8 @@ import math
 
 from ..attention.layers import latent_hw
 from ..errors import SdlabError
-from ..hooks import Clock, Hooks, branch_rows, components_of, plan_rows
+from ..hooks import Clock, Hooks, branch_rows, check_steps, components_of, in_steps, plan_rows  # noqa: F401 - edits' check_steps
 from ..tokens import Tokens, prompt_tokenizers, sequence_tokens
-
-
-def check_steps(steps) -> list[int] | None:
-    """None (every call) or a sorted list of denoiser-call numbers >= 0."""
-    if steps is None:
-        return None
-    if isinstance(steps, int):
-        steps = [steps]
-    if isinstance(steps, str) or not all(isinstance(s, int) and s >= 0 for s in steps):
-        raise SdlabError(f"steps must be None (all), a step number or a range/list of step numbers >= 0, not {steps!r}")
-    return sorted(set(steps))
 
 
 class Context:
@@ -40,8 +29,8 @@ class Context:
         if callable(getattr(self.pipe, "encode_prompt", None)) and prompt_tokenizers(self.pipe):
             self.hooks.before(self.pipe, "encode_prompt", self._record_prompts)
 
-    def active(self, steps: list[int] | None) -> bool:
-        return steps is None or self.clock.call in steps
+    def active(self, steps) -> bool:
+        return in_steps(self.clock.call, steps, self.clock.steps)
 
     def numbering(self, name: str, steps, kind: str):
         """A function numbering each call of the module at `name`; call it once per call.
@@ -76,7 +65,7 @@ class Context:
     def _check_run(self, clock: Clock) -> None:
         for edit in self.edits:
             steps = getattr(edit, "steps", None)
-            if steps and clock.steps is not None and steps[-1] >= clock.steps:
+            if isinstance(steps, list) and steps and clock.steps is not None and steps[-1] >= clock.steps:
                 raise SdlabError(f"{type(edit).__name__.lower()} asks for step {steps[-1]}, but this run has "
                                  f"{clock.steps} steps (0..{clock.steps - 1}): pick steps in that range")
 

@@ -21,6 +21,8 @@ class inject:  # noqa: N801 - read as a verb: edit(pipe, inject(...))
 
     layers: paths / prefixes of the source's captured layers (None: all captured); words: only these words'
     token columns of the target prompt take the source's columns (None: every column).
+    steps: the denoiser calls (0-based) it acts on: None (all), an int, a list, a range, or a slice read against
+    the run's length (slice(4, None): call 4 to the last).
     """
     source: object  # a finished capture_attention(..., heads="each", steps="each")
     steps: object = None
@@ -38,7 +40,7 @@ class inject:  # noqa: N801 - read as a verb: edit(pipe, inject(...))
         self.steps = check_steps(self.steps)
         self.maps = self.source.pick("cross", self.layers)
         kept = self.maps[0].steps
-        if self.steps and self.steps[-1] > kept[-1]:
+        if isinstance(self.steps, list) and self.steps and self.steps[-1] > kept[-1]:
             raise SdlabError(f"the source run has steps 0..{kept[-1]}; inject steps up to {self.steps[-1]} "
                              "cannot be found there")
         self.words = [self.words] if isinstance(self.words, str) else self.words
@@ -82,8 +84,10 @@ class inject:  # noqa: N801 - read as a verb: edit(pipe, inject(...))
     def mix(self, ctx: Context, rows: slice, blocks: tuple[slice, slice], own, source):
         """own with its image->text block (or only the words' columns of it) taken from the source."""
         (image, text), new = blocks, own.clone()
+        if not self.words:  # every column: one slice assignment, the same values as column by column
+            new[:, :, image, text.start:text.start + source.shape[-1]] = source
+            return new
         for i in range(rows.stop - rows.start):
-            cols = (range(source.shape[-1]) if not self.words else
-                    [c for w in self.words for c in ctx.tokens(rows.start + i).indices(w)])
-            new[i, :, image, [text.start + c for c in cols]] = source[i, :, :, list(cols)]
+            cols = [c for w in self.words for c in ctx.tokens(rows.start + i).indices(w)]
+            new[i, :, image, [text.start + c for c in cols]] = source[i, :, :, cols]
         return new

@@ -19,7 +19,10 @@ MAX_WEIGHT = 100  # a probability times more overflows float16 attention outputs
 
 @dataclass
 class reweight:  # noqa: N801 - read as a verb: edit(pipe, reweight(...))
-    """Scale the attention every pixel pays to `word`'s tokens in the chosen cross-attention layers and calls."""
+    """Scale the attention every pixel pays to `word`'s tokens in the chosen cross-attention layers and calls.
+
+    steps: the denoiser calls (0-based) it acts on: None (all), an int, a list, a range, or a slice read against
+    the run's length (slice(4, None): call 4 to the last)."""
     word: str
     weight: float
     layers: object = "cross"

@@ -18,7 +18,10 @@ PER_UNIT = {"FluxTransformer2DModel": 1000}  # scheduler timesteps per unit the 
 
 @dataclass
 class timestep:  # noqa: N801 - read as a noun: edit(pipe, timestep(...))
-    """`told`: a number, or a function of the true timestep tensor returning the one the denoiser is given."""
+    """`told`: a number, or a function of the true timestep tensor returning the one the denoiser is given.
+
+    steps: the denoiser calls (0-based) it acts on: None (all), an int, a list, a range, or a slice read against
+    the run's length (slice(4, None): call 4 to the last)."""
     told: object
     steps: object = None
 

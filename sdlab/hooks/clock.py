@@ -46,6 +46,38 @@ def branch_rows(rows: list[Row], branch: str) -> slice:
     return slice(picked[0], picked[-1] + 1)
 
 
+def check_steps(steps) -> list[int] | slice | None:
+    """Which denoiser calls (0-based) an edit or capture acts on: None (all), an int, a list, a range, or a slice.
+
+    A slice is read against the run's own length when it starts: slice(4, None) is call 4 to the last,
+    slice(-2, None) the last two. Lists and ranges become a sorted list of distinct numbers >= 0.
+    >>> check_steps(range(3)), check_steps(5), check_steps(slice(4, None))    # [0, 1, 2], [5], slice(4, None, None)
+    """
+    if steps is None or isinstance(steps, slice) and _whole(steps.start, steps.stop, steps.step) and steps.step != 0:
+        return steps
+    if _whole(steps) and steps is not None and steps >= 0:
+        return [steps]
+    if not isinstance(steps, (str, bytes, dict, slice)) and hasattr(steps, "__iter__"):
+        steps = list(steps)
+        if all(_whole(s) and s is not None and s >= 0 for s in steps):
+            return sorted(set(steps))
+    raise SdlabError(f"steps must be None (all), a step number, a list or range of step numbers >= 0, or a slice "
+                     f"such as slice(4, None) (step 4 to the end), not {steps!r}")
+
+
+def _whole(*values) -> bool:
+    return all(v is None or isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
+def in_steps(call: int, steps, total: int | None) -> bool:
+    """Whether denoiser call `call` is among `steps` (as check_steps returns them) in a run of `total` calls."""
+    if steps is None:
+        return True
+    if isinstance(steps, slice):
+        return call in range(total if total is not None else call + 1)[steps]
+    return call in steps
+
+
 def call_args(module, args: tuple, kwargs: dict) -> dict:
     """A forward's arguments by parameter name (sample, timestep, encoder_hidden_states, hidden_states, ...)."""
     names = list(inspect.signature(module.forward).parameters)

@@ -81,14 +81,20 @@ def objects(image: np.ndarray) -> dict[str, tuple[str, str]]:
     return {color: thing for color, thing in found.items() if thing is not None}
 
 
-def judge(image: np.ndarray, caption: str) -> dict:
+def judge(image: np.ndarray, caption) -> dict | list[dict]:
     """The scene judge as scores of one image against its caption: right (every object's colour, shape and place),
     colour / shape / position (each for every object), and the first object's colour share, centroid (x, y in
     [0, 1]) and fill of its bounding box (None where it is absent). A caption outside the scene grammar scores
     only what is seen.
 
     >>> judge(image, "a red circle on the left")["right"]          # True when the image shows exactly that
+    >>> judge(images, ["a red circle on the left", ...])           # a batch (N, H, W, 3): one dict per image
     """
+    if np.ndim(image) == 4:
+        captions = [caption] * len(image) if isinstance(caption, str) else list(caption)
+        if len(captions) != len(image):
+            raise SdlabError(f"{len(image)} images need 1 or {len(image)} captions, not {len(captions)}")
+        return [judge(im, c) for im, c in zip(image, captions)]
     if image.dtype != np.uint8:
         image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
     masks = color_masks(image)

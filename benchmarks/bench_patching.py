@@ -1,0 +1,122 @@
+"""What recording and injecting cost on sdlab-tiny, as ratios to a plain run from alternated pairs (CPU time).
+
+    .venv/bin/python benchmarks/bench_patching.py      # 20-step images, 9 pairs per case
+Targets (issue 17): a patching source run (trace keep=, nothing else recorded) <= 1.10x, identity inject <= 1.10x
+(and bit-exact), default capture <= 1.05x. A full trace with keep= (every module call recorded) is shown for contrast.
+"""
+import contextlib
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import sdlab
+from sdlab import edit
+
+PAIRS, STEPS = 9, 20
+PROMPT = "a red circle on the left"
+pipe = sdlab.load("tiny")
+pipe.set_progress_bar_config(disable=True)
+
+
+def image(block=None):
+    with block if block is not None else contextlib.nullcontext():  # plain: no sdlab block at all
+        return pipe(PROMPT, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(0),
+                    output_type="np").images
+
+
+def seconds(make) -> float:
+    start = time.process_time()  # one thread: CPU time does not count what other processes take
+    image(make())
+    return time.process_time() - start
+
+
+def ratio(make) -> float:
+    """Median of per-pair ratios; each pair runs plain and instrumented back to back, alternating the order."""
+    ratios = []
+    for i in range(PAIRS):
+        if i % 2:
+            ours, plain = seconds(make), seconds(lambda: None)
+        else:
+            plain, ours = seconds(lambda: None), seconds(make)
+        ratios.append(ours / plain)
+    return statistics.median(ratios)
+
+
+with sdlab.capture_attention(pipe, heads="each", steps="each") as same_run:
+    plain = image()
+cases = {
+    "patching source run: trace(components=[], keep=[mid_block])": (
+        lambda: sdlab.trace(pipe, components=[], keep=["unet.mid_block"]), 1.10),
+    "full trace with keep=[mid_block] (every call recorded)": (
+        lambda: sdlab.trace(pipe, keep=["unet.mid_block"]), None),
+    "identity inject (the same run's maps)": (lambda: sdlab.edit(pipe, edit.inject(same_run)), 1.10),
+    "default capture_attention": (lambda: sdlab.capture_attention(pipe), 1.05),
+}
+image(), image(cases["identity inject (the same run's maps)"][0]())  # warm-up
+for name, (make, target) in cases.items():
+    r = ratio(make)
+    mark = "" if target is None else f"; target {target}x: {'met' if r <= target else 'MISSED'}"
+    print(f"[cost] {name}: {r:.3f}x plain{mark}")
+print(f"[cost] identity inject bit-exact: {np.array_equal(image(cases['identity inject (the same run' + chr(39) + 's maps)'][0]()), plain)}")
+
+
+class P2P:
+    """A hand-written prompt-to-prompt processor for the UNet's cross-attention (the usual ~30 lines): it records
+    each call's probabilities, or replays them on the conditional half of the batch."""
+
+    def __init__(self, store, replay: bool):
+        self.store, self.replay, self.calls = store, replay, 0
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
+        q = attn.head_to_batch_dim(attn.to_q(hidden_states))
+        k = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))
+        v = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
+        probs = attn.get_attention_scores(q, k, attention_mask)
+        if self.replay:
+            probs = probs.clone()
+            half = probs.shape[0] // 2  # [uncond; cond] rows, heads inside each
+            probs[half:] = self.store[self.calls]
+        else:
+            self.store.append(probs[probs.shape[0] // 2:].clone())
+        self.calls += 1
+        out = attn.batch_to_head_dim(torch.bmm(probs, v))
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+def with_p2p(replay: bool, stores: dict):
+    """Set a P2P processor on every cross-attention layer; returns a function that puts the originals back."""
+    originals = dict(pipe.unet.attn_processors)
+    pipe.unet.set_attn_processor({name: P2P(stores.setdefault(name, []), replay) if name.endswith("attn2.processor")
+                                  else proc for name, proc in originals.items()})
+    return lambda: pipe.unet.set_attn_processor(originals)
+
+
+stores = {}
+restore = with_p2p(False, stores)
+try:
+    image()
+finally:
+    restore()
+
+
+def p2p_seconds() -> float:
+    restore = with_p2p(True, stores)
+    try:
+        start = time.process_time()
+        out = image()
+        return time.process_time() - start, out
+    finally:
+        restore()
+
+
+ratios = []
+for i in range(PAIRS):
+    plain_s = seconds(lambda: None) if i % 2 == 0 else None
+    theirs, replayed = p2p_seconds()
+    plain_s = plain_s if plain_s is not None else seconds(lambda: None)
+    ratios.append(theirs / plain_s)
+ours = image(cases["identity inject (the same run's maps)"][0]())
+print(f"[p2p] hand-written prompt-to-prompt replay of the same run: {statistics.median(ratios):.3f}x plain; "
+      f"max |image - sdlab inject| {np.abs(replayed - ours).max():.2e}, |image - plain| {np.abs(replayed - plain).max():.2e}")
