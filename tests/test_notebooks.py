@@ -8,9 +8,10 @@ import pytest
 
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 CHAPTERS = ["00_pipeline", "01_vae_encoder", "02_vae_decoder", "03_text_encoder", "04_forward_process",
-            "05_time_embedding_resnet", "06_down_mid_skips", "08_cross_attention", "09_self_attention",
-            "10_denoising_loop", "11_sampler", "12_guidance", "14_architectures", "15_load_train_lora",
-            "16_unet_dit_mmdit", "17_what_if", "18_causal_tracing", "19_claims_checked"]
+            "05_time_embedding_resnet", "06_down_mid_skips", "07_transformer_block", "08_cross_attention",
+            "09_self_attention", "10_denoising_loop", "11_sampler", "12_guidance", "13_img2img_inpainting",
+            "14_architectures", "15_load_train_lora", "16_unet_dit_mmdit", "17_what_if", "18_causal_tracing",
+            "19_claims_checked"]
 # model names, chapter cross-references and code spans are names, not claims
 NAMES = re.compile(r"`[^`]*`|\b(?:1\.5|2\.1)\b|[Cc]hapters? \d\d(?:–\d\d)?|\.\./shared/seeds/")
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?")  # not the 0 of x0
