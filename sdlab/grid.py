@@ -168,6 +168,8 @@ def run(pipe, prompt: str | list[str], seeds: list[int], edits: list, kwargs: di
     of prompts: (len(prompts) * len(seeds), ...), prompt by prompt, each with every seed)."""
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     generators = [torch.Generator().manual_seed(s) for _ in prompts for s in seeds]
+    if isinstance(prompt, list) and isinstance(kwargs.get("negative_prompt"), str):  # one negative for every prompt
+        kwargs = dict(kwargs, negative_prompt=[kwargs["negative_prompt"]] * len(prompts))
     with edit(pipe, *edits):
         return pipe(prompt, num_inference_steps=steps, num_images_per_prompt=len(seeds), generator=generators,
                     output_type="np", **kwargs).images

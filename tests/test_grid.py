@@ -137,3 +137,12 @@ def test_a_test_is_a_score_field_a_tuple_of_them_or_a_function(random_pipe):
     assert g.count(("colour", "shape")) == (int(bool(cell.scores["colour"] and cell.scores["shape"])), 1)
     with pytest.raises(SdlabError, match="a test is a score field"):
         g.count(3)
+
+
+def test_a_negative_prompt_applies_to_every_prompt_of_a_batched_setting(random_pipe):
+    g = grid(random_pipe, PROMPTS, [0], {"plain": [], "neg": dict(negative_prompt="yellow")}, steps=2, progress=False)
+    for prompt in PROMPTS:
+        alone = random_pipe(prompt, negative_prompt="yellow", num_inference_steps=2,
+                            generator=torch.Generator().manual_seed(0), output_type="np").images[0]
+        assert np.abs(g.at(prompt, 0, "neg").image - alone).max() < 1e-4
+        assert np.abs(g.at(prompt, 0, "neg").image - g.at(prompt, 0, "plain").image).max() > 1e-3
