@@ -19,12 +19,12 @@ def links(page: str) -> dict[str, str]:
     return {text: href for href, text in re.findall(r"<a href='([^']+)'>([^<]+)</a>", page)}
 
 
-def test_every_chapter_is_run_written_and_linked_in_order(tmp_path):
+def test_every_chapter_is_run_written_and_linked_in_order(tmp_path, live_export):
     names = ["00_first", "01_second", "02_third"]
     notebooks = [chapter(tmp_path, n, f"Chapter {n[-5:]}") for n in names]
-    index = build(notebooks, tmp_path / "book", timeout=120)
+    index = build(notebooks, tmp_path / "book", timeout=120, export_dir=live_export)
     pages = [f"{n}.html" for n in names]
-    assert sorted(p.name for p in (tmp_path / "book").iterdir()) == sorted(["index.html", *pages])
+    assert sorted(p.name for p in (tmp_path / "book").iterdir()) == sorted(["index.html", "try.html", *pages])  # try.html: the live page
     contents = index.read_text()
     assert re.findall(r"<li><a href='([^']+)'>([^<]+)</a>", contents) == [
         (p, f"Chapter {n[-5:]}") for p, n in zip(pages, names)]
