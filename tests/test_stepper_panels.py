@@ -9,7 +9,7 @@ from sdlab.widgets.denoising_stepper import DenoisingStepper, panel_values
 def test_the_cond_minus_uncond_panel_is_cond_minus_uncond_on_its_own_scale(random_pipe):
     stepper = DenoisingStepper.from_pipe(random_pipe, "a red circle on the left", steps=2)
     data, run = stepper.widget.data, stepper.run
-    index = data["names"].index("cond - uncond (own scale)")
+    index = data["names"].index("cond - uncond")
     diff = np.stack([s.cond[0] - s.uncond[0] for s in run.steps])
     assert data["limits"][index] == np.abs(diff).max() > 0
     sent = np.frombuffer(base64.b64decode(data["maps"][index]), np.uint8).reshape(diff.shape) / 255 * 2 - 1
