@@ -449,3 +449,34 @@ def test_a_run_from_another_thread_is_refused_while_a_block_is_open_and_the_bloc
     thread.start()
     thread.join()
     assert np.array_equal(other["image"], solo["image"])
+
+
+@pytest.mark.parametrize("kind", CONTEXTS)
+def test_ctrl_c_while_an_exitstack_registers_a_block_still_stops_and_leaves_nothing(random_pipe, kind):
+    import contextlib
+    import sys
+
+    generate(random_pipe, steps=1)  # the pipeline's own run state (_guidance_scale, ...) set before comparing
+    before = state(random_pipe)
+    nth, tries = 0, 0
+    while True:
+        tracer, seen = _ctrl_c_at(contextlib.ExitStack.enter_context.__code__, nth)
+        stopped = False
+        try:
+            sys.settrace(tracer)
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(CONTEXTS[kind](random_pipe))
+                stack.enter_context(CONTEXTS[kind](random_pipe))
+                sys.settrace(None)
+                generate(random_pipe, steps=1)
+        except KeyboardInterrupt:
+            stopped = True
+        finally:
+            sys.settrace(None)
+            torch.set_grad_enabled(True)  # a Ctrl-C inside the pipeline's @torch.no_grad() leaves it off
+        if nth >= len(seen):
+            break
+        assert stopped, f"the Ctrl-C at event {nth} of ExitStack.enter_context was lost"
+        assert_unchanged(random_pipe, before)
+        nth, tries = nth + 1, tries + 1
+    assert tries >= 8

@@ -33,7 +33,8 @@ def deferred_interrupts():
 
 class ExitGuard:
     """While any sdlab block is open, a Ctrl-C landing inside Block.__exit__ (before its undo holds Ctrl-C itself)
-    or contextlib.ExitStack.__exit__ (between its callbacks) waits until that block's undo has run, then stops.
+    or contextlib.ExitStack.__exit__ (between its callbacks) waits until that block's undo has run, then stops;
+    one inside ExitStack.enter_context (before the block's exit is registered) stops the run at its next hook.
 
     Anywhere else it is raised at once, by the handler that was there before (Python's KeyboardInterrupt).
     """
@@ -56,6 +57,9 @@ class ExitGuard:
         self.open -= 1
         if self.open == 0 and signal.getsignal(signal.SIGINT) == self.handler:
             signal.signal(signal.SIGINT, self.previous)
+        self.raise_pending()
+
+    def raise_pending(self) -> None:
         if self.pending:
             self.pending = False
             raise KeyboardInterrupt
@@ -117,6 +121,7 @@ class Hooks:
                 raise SdlabError("this pipeline is inside an sdlab block opened in another thread, whose hooks would "
                                  "mix both threads' runs: run it from the thread that opened the block, or give each "
                                  "thread its own pipeline")
+            EXIT_GUARD.raise_pending()  # a Ctrl-C held while an ExitStack registered this block stops the run here
             return fn(*args, **kwargs)
         return call
 
@@ -260,4 +265,6 @@ class Block:
             self.closed(error)
 
 
-EXIT_GUARD.codes = _codes(Block.__exit__, contextlib.ExitStack.__exit__)
+# ExitStack.enter_context too: between a block's __enter__ and registering its __exit__, a Ctrl-C would orphan it
+EXIT_GUARD.codes = _codes(Block.__exit__, contextlib.ExitStack.__exit__, contextlib.ExitStack.enter_context,
+                          contextlib.ExitStack._push_cm_exit, contextlib.ExitStack._push_exit_callback)
