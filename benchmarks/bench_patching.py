@@ -3,6 +3,9 @@
     .venv/bin/python benchmarks/bench_patching.py      # 20-step images, 9 pairs per case
 Targets (issue 17): a patching source run (trace keep=, nothing else recorded) <= 1.10x, identity inject <= 1.10x
 (and bit-exact), default capture <= 1.05x. A full trace with keep= (every module call recorded) is shown for contrast.
+Why capture and inject cost what they do: to leave the image bit for bit as it was, the module's own processor
+(SDPA) still makes the output, and the probabilities are computed a second time beside it; a replacing processor
+(the hand-written prompt-to-prompt below, attention-map-diffusers) computes them once but changes the image.
 """
 import contextlib
 import statistics
@@ -53,6 +56,10 @@ cases = {
         lambda: sdlab.trace(pipe, keep=["unet.mid_block"]), None),
     "identity inject (the same run's maps)": (lambda: sdlab.edit(pipe, edit.inject(same_run)), 1.10),
     "default capture_attention": (lambda: sdlab.capture_attention(pipe), 1.05),
+    # attention-map-diffusers' default keeps the last step: the same setting here, for a like-for-like ratio
+    "capture_attention(steps=-1), the last step only": (lambda: sdlab.capture_attention(pipe, steps=STEPS - 1), 1.05),
+    "capture_attention with no observer work (hooks and stashes only)": (
+        lambda: sdlab.capture_attention(pipe, steps=[]), None),
 }
 image(), image(cases["identity inject (the same run's maps)"][0]())  # warm-up
 for name, (make, target) in cases.items():

@@ -7,9 +7,11 @@ Joint attention (SD3, Flux) is one softmax over [image; text] (SD3) or [text; im
 add_q/k/v projections are stashed too, and the processor's qk-norms and rotary embedding are applied here.
 >>> attach(hooks, layer.module, lambda call: print(call.probs(slice(None)).shape))   # (batch, heads, q, keys)
 """
+import functools
 import inspect
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import SdlabError
 from ..hooks import Hooks
@@ -52,7 +54,7 @@ def probabilities(attn, q, k, mask, rows: slice, queries=None) -> torch.Tensor:
     q, k = q[rows], k[rows]
     if queries is not None:
         q = q[:, :, queries]
-    scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * getattr(attn, "scale", q.shape[-1] ** -0.5)
+    scores = torch.matmul(q.float(), k.float().transpose(-1, -2)).mul_(getattr(attn, "scale", q.shape[-1] ** -0.5))
     if mask is not None:  # the additive mask exactly as the processor prepares it
         mask = attn.prepare_attention_mask(mask, k.shape[2], batch).view(batch, heads, -1, k.shape[2])[rows]
         scores = scores + (mask if queries is None or mask.shape[2] == 1 else mask[:, :, queries]).float()
@@ -66,12 +68,22 @@ class Call:
     """
 
     def __init__(self, attn, qkv: dict, mask, rope=None):
-        self.attn, self.mask = attn, mask
+        self.attn, self.mask, self.qkv, self.rope = attn, mask, dict(qkv), rope
         self.n_text = 0 if qkv.get("aq") is None else qkv["aq"].shape[1]
-        self.q = joined(attn, qkv["q"], qkv.get("aq"), "q", rope)
-        self.k = joined(attn, qkv["k"], qkv.get("ak"), "k", rope)
-        self.v = joined(attn, qkv["v"], qkv.get("av"), "v", None)
         self.edits: list[tuple[slice, torch.Tensor, torch.Tensor]] = []  # (rows, own, new)
+
+    # q, k, v are built on first use: an observer skipping this step, or one reading only q, k, pays nothing more
+    @functools.cached_property
+    def q(self) -> torch.Tensor:
+        return joined(self.attn, self.qkv["q"], self.qkv.get("aq"), "q", self.rope)
+
+    @functools.cached_property
+    def k(self) -> torch.Tensor:
+        return joined(self.attn, self.qkv["k"], self.qkv.get("ak"), "k", self.rope)
+
+    @functools.cached_property
+    def v(self) -> torch.Tensor:
+        return joined(self.attn, self.qkv["v"], self.qkv.get("av"), "v", None)
 
     def blocks(self, n_image: int) -> tuple[slice, slice | None]:
         """(image positions among the queries, text positions among the keys; None for self-attention).
@@ -105,14 +117,15 @@ class Call:
         """The processor's output plus each edit's (new - own) @ v through the output projection(s)."""
         out = list(out) if isinstance(out, tuple) else [out]
         out = [o.clone() for o in out]
+        factor = getattr(self.attn, "rescale_output_factor", 1.0)
         for rows, own, new in self.edits:
             delta = ((new - own).to(self.v.dtype) @ self.v[rows]).transpose(1, 2).flatten(2)  # (rows, seq, inner)
             for part, (index, projection) in zip(out, self.outputs(delta.shape[1])):
-                d = delta[:, index] if projection is None else delta[:, index] @ projection.weight.T
-                d = d / getattr(self.attn, "rescale_output_factor", 1.0)
+                d = delta[:, index] if projection is None else F.linear(delta[:, index], projection.weight)
+                d = d if factor == 1.0 else d / factor
                 if part.ndim == 4:  # spatial input: the processor reshaped its output back to (batch, c, h, w)
                     d = d.transpose(-1, -2).reshape(part[rows].shape)
-                part[rows] = part[rows] + d
+                part[rows] += d
         return tuple(out) if len(out) > 1 else out[0]
 
     def outputs(self, n: int) -> list[tuple[slice, torch.nn.Module | None]]:

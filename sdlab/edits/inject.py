@@ -83,7 +83,10 @@ class inject:  # noqa: N801 - read as a verb: edit(pipe, inject(...))
 
     def mix(self, ctx: Context, rows: slice, blocks: tuple[slice, slice], own, source):
         """own with its image->text block (or only the words' columns of it) taken from the source."""
-        (image, text), new = blocks, own.clone()
+        (image, text) = blocks
+        if not self.words and source.shape == own.shape:  # the whole map is the image->text block: take the source's
+            return source
+        new = own.clone()
         if not self.words:  # every column: one slice assignment, the same values as column by column
             new[:, :, image, text.start:text.start + source.shape[-1]] = source
             return new
