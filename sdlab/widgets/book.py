@@ -18,6 +18,7 @@ from .live import build_page
 from .view import BOOK
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+GLOSSARY = NOTEBOOKS.parent / "docs" / "glossary.md"
 TEMPLATE = Path(__file__).parent / "book_template"
 CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)  # math is not looked for inside code
 DISPLAY = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]", re.S)
@@ -34,8 +35,8 @@ def title(notebook) -> str:
 
 
 def nav(pages: list[str], i: int) -> str:
-    """Links to the contents and to the chapters before and after page i."""
-    links = ["<a href='index.html'>contents</a>"]
+    """Links to the contents, the glossary and the chapters before and after page i."""
+    links = ["<a href='index.html'>contents</a>", "<a href='glossary.html'>glossary</a>"]
     links += [f"<a href='{pages[i - 1]}'>previous</a>"] if i > 0 else []
     links += [f"<a href='{pages[i + 1]}'>next</a>"] if i + 1 < len(pages) else []
     return f"<nav style='padding:8px 16px;border-bottom:1px solid #ddd'>{' | '.join(links)}</nav>"
@@ -53,9 +54,28 @@ def typeset(markdown: str) -> str:
                    for i, part in enumerate(parts))
 
 
+def glossary(out: Path, pages: list[str]) -> Path:
+    """out/glossary.html from docs/glossary.md, each chapter number in its last column a link to that chapter."""
+    from nbconvert.filters.markdown import markdown2html
+
+    numbered = {p[:2]: p for p in pages}
+
+    def linked(match):
+        return "<td>" + ", ".join(f"<a href='{numbered[n]}'>{n}</a>" if n in numbered else n
+                                  for n in match.group(1).split(", ")) + "</td>\n</tr>"
+    table = re.sub(r"<td>([\d, ]+)</td>\s*</tr>", linked, markdown2html(GLOSSARY.read_text(encoding="utf-8")))
+    page = out / "glossary.html"
+    page.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>sdlab glossary</title>"
+                    f"<style>td,th{{border:1px solid #ddd;padding:4px 8px}}table{{border-collapse:collapse}}</style>"
+                    f"</head><body><nav><a href='index.html'>contents</a></nav>{table}</body></html>\n",
+                    encoding="utf-8")
+    return page
+
+
 def build(notebooks: list[Path], out: Path, timeout: int = 600, export_dir: Path | None = None) -> Path:
     """Execute each notebook (in its own folder, widgets as HTML) and write out/NAME.html, the live page
-    out/try.html (from sdlab.export's files in export_dir, else exported now) and out/index.html."""
+    out/try.html (from sdlab.export's files in export_dir, else exported now), out/glossary.html and
+    out/index.html."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
@@ -83,11 +103,13 @@ def build(notebooks: list[Path], out: Path, timeout: int = 600, export_dir: Path
         page = re.sub(r"<body[^>]*>", lambda m: m.group(0) + nav(pages, i), body, count=1)
         (out / pages[i]).write_text(page, encoding="utf-8")
     live = build_page(out, export_dir)  # the model itself, running in the page
+    words = glossary(out, pages)
     items = "".join(f"<li><a href='{p}'>{html.escape(t)}</a> <small>({p[:-5]})</small></li>"
                     for p, t in zip(pages, titles))
     (out / "index.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>sdlab</title></head>"
                                     f"<body><h1>sdlab: the chapters</h1><p><a href='{live.name}'>Try sdlab-tiny live in "
-                                    f"this browser</a>: your own prompt, its maps and edits</p><ol>{items}</ol>"
+                                    f"this browser</a>: your own prompt, its maps and edits. <a href='{words.name}'>Glossary</a>: "
+                                    f"diffusers names, plain words, the notes' Chinese terms</p><ol>{items}</ol>"
                                     f"</body></html>\n",
                                     encoding="utf-8")
     return out / "index.html"
