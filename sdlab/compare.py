@@ -1,5 +1,5 @@
 """A UNet and an MMDiT side by side: what one denoiser call costs by kind of work, the joint attention matrix put
-back together, and each model's training loss on the same batch of scenes.
+back together, each model's training loss on the same batch of scenes, and how DiTs (SD3, PixArt, Flux) differ.
 
 >>> split = cost_split(sdlab.architecture("sd3"), [512, 1024])
 >>> [s.share("attention") for s in split]      # the part of one transformer call spent in softmax(QK^T) V
@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import SdlabError
+from .records import Record, first_shape
 from .objectives import epsilon_from_v, scene_latents, targets
 from .tiny.scenes import make_scene
 
@@ -91,3 +92,81 @@ def training_losses(unet_pipe, mmdit_pipe, seeds, timestep: int) -> dict:
     flow = mmdit_pipe.transformer(target.flow_noisy, hidden, pooled, t.float()).sample  # s = t / 1000, as it trains
     pairs = {"epsilon": (epsilon, target.epsilon), "v": (v, target.v), "flow": (flow, target.flow)}
     return {name: (F.mse_loss(out, goal).item(), goal.pow(2).mean().item()) for name, (out, goal) in pairs.items()}
+
+
+@dataclass
+class Stack:
+    """One list of like blocks of a DiT, read off its first block's call."""
+    path: str        # "transformer_blocks", "single_transformer_blocks"
+    count: int
+    type: str        # the block's class
+    tokens: int      # the tokens its attention's softmax runs over
+    text: str        # "joint" (two streams, one softmax), "cross" (image queries, text keys), "concatenated" (one
+    #                  stream of text + image tokens) or "none"
+    mlp: str         # "after attention", or "beside attention" (one proj_out reads attention and MLP together)
+    modulation: int  # adaLN vectors of the block's width per block (shift, scale, gate, ...)
+
+
+@dataclass
+class Design:
+    """How one DiT reads its latent, text, time, position and guidance, from a trace of one call."""
+    name: str
+    width: int
+    image_tokens: int
+    text_tokens: int
+    stacks: list[Stack]
+    time: str            # "adaLN-Zero" (each block's own Linear) or "adaLN-single" (one shared MLP for all blocks)
+    table: tuple | None  # adaLN-single: the shape of each block's own learnt scale_shift_table, added to the shared set
+    position: str        # "RoPE" (rotary, applied to queries and keys) or "added at patchify" (PatchEmbed's table)
+    guidance: bool       # the guidance scale is an input of the model (distilled guidance), not a second batch row
+
+
+def _below(trace, block: Record) -> dict[str, Record]:
+    """A block's submodule records by their path inside it: "attn", "norm1.linear", ..."""
+    return {r.path[len(block.path) + 1:]: r for r in trace.select(component=block.component, path=block.path)
+            if r is not block}
+
+
+def _stack(trace, blocks: list[Record], image_tokens: int, width: int) -> Stack:
+    head = blocks[0]
+    inner = _below(trace, head)
+    attn = inner.get("attn", inner.get("attn1"))
+    tokens = first_shape(attn.inputs)[1]
+    if isinstance(attn.outputs[0], list):  # both streams come back: they ran through one softmax, joined
+        tokens += attn.inputs["encoder_hidden_states"][1]
+        text = "joint"
+    elif "attn2" in inner:
+        text = "cross"
+    else:
+        text = "concatenated" if tokens > image_tokens else "none"
+    mlp = "after attention"
+    if "proj_mlp" in inner and first_shape(inner["proj_out"].inputs)[-1] == width + inner["proj_mlp"].outputs[-1]:
+        mlp = "beside attention"
+    norm = inner.get("norm1.linear", inner.get("norm.linear"))
+    vectors = (norm.outputs if norm else head.inputs["timestep"])[-1] // width  # adaLN-single: the shared set
+    return Stack(head.path.rsplit(".", 1)[0], len(blocks), head.type, tokens, text, mlp, vectors)
+
+
+def design(trace, transformer) -> Design:
+    """Read a traced DiT call (a pipeline's `transformer` or `sdlab.architecture(...)` on meta) as a Design.
+
+    >>> arch = sdlab.architecture("flux"); design(arch.trace(["transformer"]), arch.components["transformer"])
+    """
+    records = trace.select(depth=1, component="transformer")
+    if not records:
+        raise SdlabError("the trace has no transformer: trace a DiT pipeline, or arch.trace([\"transformer\"])")
+    root = records[0]
+    lists: dict[str, list[Record]] = {}
+    for r in records[1:]:
+        if r.path.rsplit(".", 1)[-1].isdigit():
+            lists.setdefault(r.path.rsplit(".", 1)[0], []).append(r)
+    first = next(iter(lists.values()))[0]
+    image_tokens, width = first_shape(first.inputs)[1], first_shape(first.inputs)[-1]
+    text_tokens = first.inputs["encoder_hidden_states"][1]
+    single = any(r.path == "adaln_single" for r in records)
+    table = tuple(transformer.transformer_blocks[0].scale_shift_table.shape) if single else None
+    guidance = any(r.path.endswith("guidance_embedder") for r in trace.select(component="transformer"))
+    return Design(root.type, width, image_tokens, text_tokens,
+                  [_stack(trace, blocks, image_tokens, width) for blocks in lists.values()],
+                  "adaLN-single" if single else "adaLN-Zero", table,
+                  "RoPE" if "image_rotary_emb" in first.inputs else "added at patchify", guidance)

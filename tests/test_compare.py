@@ -6,6 +6,7 @@ import sdlab
 from sdlab import compare
 from sdlab.errors import SdlabError
 from sdlab.lessons import flops
+from sdlab.render.table import design_table
 from sdlab.tiny import mmdit
 
 
@@ -60,3 +61,47 @@ def test_training_losses_compare_each_model_with_predicting_zeros(pipes):
     assert losses["flow"][1] == pytest.approx(2, abs=0.5)    # noise - x0 of two unit-variance parts
     with pytest.raises(SdlabError, match="timestep 1000 is outside 1..999"):
         compare.training_losses(unet, pipe, range(4), 1000)
+
+
+@pytest.fixture(scope="module")
+def designs():
+    return {key: compare.design(arch.trace(["transformer"]), arch.components["transformer"])
+            for key, arch in ((k, sdlab.architecture(k)) for k in ("sd3", "pixart", "flux"))}
+
+
+def test_design_reads_sd3_as_joint_blocks_with_adaln_zero(designs):
+    d = designs["sd3"]
+    assert (d.width, d.image_tokens, d.text_tokens) == (1536, 4096, 333)
+    assert [(s.count, s.text, s.tokens, s.modulation) for s in d.stacks] == [(24, "joint", 4096 + 333, 6)]
+    assert (d.time, d.table, d.position, d.guidance) == ("adaLN-Zero", None, "added at patchify", False)
+
+
+def test_design_reads_pixart_as_cross_attention_with_adaln_single(designs):
+    d = designs["pixart"]
+    assert (d.width, d.image_tokens, d.text_tokens) == (1152, 4096, 120)
+    assert [(s.count, s.type, s.text, s.tokens, s.modulation) for s in d.stacks] == \
+        [(28, "BasicTransformerBlock", "cross", 4096, 6)]
+    assert (d.time, d.table, d.position, d.guidance) == ("adaLN-single", (6, 1152), "added at patchify", False)
+
+
+def test_design_reads_flux_as_double_then_single_stream_with_rope_and_guidance(designs):
+    d = designs["flux"]
+    assert (d.width, d.image_tokens, d.text_tokens) == (3072, 4096, 512)
+    assert [(s.path, s.count, s.text, s.mlp, s.tokens, s.modulation) for s in d.stacks] == [
+        ("transformer_blocks", 19, "joint", "after attention", 4608, 6),
+        ("single_transformer_blocks", 38, "concatenated", "beside attention", 4608, 3)]
+    assert (d.time, d.position, d.guidance) == ("adaLN-Zero", "RoPE", True)
+
+
+def test_design_of_the_live_mmdit_and_its_table(pipes, designs):
+    _, pipe = pipes
+    with sdlab.trace(pipe) as t:
+        pipe("a red circle", num_inference_steps=1)
+    d = compare.design(t, pipe.transformer)
+    assert (d.image_tokens, d.text_tokens, d.width) == (64, 333, pipe.transformer.inner_dim)
+    assert [s.text for s in d.stacks] == ["joint"] and d.position == "added at patchify" and not d.guidance
+    lines = design_table([designs["pixart"], designs["flux"]]).splitlines()
+    assert len(lines) == 2 + 3 and lines[0].split()[:3] == ["model", "blocks", "softmax"]
+    assert "adaLN-single 6x1152 shared + own table" in lines[2] and "38 x FluxSingleTransformerBlock" in lines[4]
+    with pytest.raises(SdlabError, match="the trace has no transformer"):
+        compare.design(sdlab.architecture("sd15").trace(["unet"]), None)
