@@ -13,7 +13,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import SdlabError
 from .records import Record, first_shape
-from .objectives import epsilon_from_v, scene_latents, targets
+from .objectives import epsilon_from_v, matched_flow, scene_latents, targets, v_from_epsilon
+from .process import objective
 from .tiny.scenes import make_scene
 
 # on meta, F.scaled_dot_product_attention runs as two bmm (QK^T, then P V); every Linear is an addmm or mm
@@ -70,29 +71,47 @@ def joint_matrix(layer) -> np.ndarray:
     return np.concatenate([image, text], 0)
 
 
-@torch.no_grad()
-def training_losses(unet_pipe, mmdit_pipe, seeds, timestep: int) -> dict:
-    """One batch of scenes, noised at `timestep`, and the loss each objective trains on: epsilon and v read off
-    the UNet's (v-) prediction, flow off the MMDiT's; next to each, the loss of predicting zeros.
+@dataclass
+class Loss:
+    """One objective's loss on a batch, next to the loss of predicting zeros, with the input it was computed on."""
+    model: float
+    zeros: float
+    derived: bool     # rewritten from another objective's output (the same prediction rescaled), not measured
+    input_std: float  # std of the noisy latent the model read
+    snr: float        # signal-to-noise ratio of that input: alpha^2 / sigma^2, or ((1 - s) / s)^2 on the flow path
 
-    >>> training_losses(sdlab.load("tiny"), sdlab.load("tiny-mmdit"), range(8), 500)["flow"]   # (model, zeros)
+
+@torch.no_grad()
+def training_losses(unet_pipe, mmdit_pipe, seeds, timestep: int) -> dict[str, Loss]:
+    """One batch of scenes, noised at the UNet's `timestep` and, at the same SNR, on the MMDiT's flow path; the loss
+    of each objective. The UNet's output is what its scheduler's prediction_type says (v or epsilon), and the other
+    of the two is derived from it; flow is the MMDiT's own.
+
+    >>> training_losses(sdlab.load("tiny"), sdlab.load("tiny-mmdit"), range(8), 500)["flow"].model
     """
     if not 0 < timestep < unet_pipe.scheduler.config.num_train_timesteps:
         raise SdlabError(f"timestep {timestep} is outside 1..{unet_pipe.scheduler.config.num_train_timesteps - 1}: "
                          "pick one inside, where both signal and noise are present")
+    learnt = objective(unet_pipe.scheduler)  # "v" (sdlab-tiny, SD 2.x) or "epsilon" (SD 1.5)
     captions = [make_scene(seed).caption for seed in seeds]
     x0 = scene_latents(unet_pipe, seeds)
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
     t = torch.full((len(x0),), timestep)
     target = targets(unet_pipe.scheduler, x0, noise, t)
     text = unet_pipe.encode_prompt(captions, "cpu", 1, False)[0]
-    v = unet_pipe.unet(target.noisy, t, encoder_hidden_states=text).sample
-    epsilon = epsilon_from_v(target, v)  # so the epsilon loss is alpha^2 x the v loss, not a second measurement
+    out = unet_pipe.unet(target.noisy, t, encoder_hidden_states=text).sample
+    outputs = {"v": out, "epsilon": epsilon_from_v(target, out)} if learnt == "v" else \
+        {"epsilon": out, "v": v_from_epsilon(target, out)}
+    s, flow_noisy = matched_flow(target)
     hidden, _, pooled, _ = mmdit_pipe.encode_prompt(captions, captions, None, do_classifier_free_guidance=False)
-    flow = mmdit_pipe.transformer(target.flow_noisy, hidden, pooled, t.float()).sample  # s = t / 1000, as it trains
-    pairs = {"epsilon": (epsilon, target.epsilon), "v": (v, target.v), "flow": (flow, target.flow)}
-    return {name: (F.mse_loss(out, goal).item(), goal.pow(2).mean().item()) for name, (out, goal) in pairs.items()}
-
+    scale = mmdit_pipe.scheduler.config.num_train_timesteps  # a flow model's timestep is s x 1000, as it trains
+    outputs["flow"] = mmdit_pipe.transformer(flow_noisy, hidden, pooled, (s * scale).flatten()).sample
+    goals = {"epsilon": target.epsilon, "v": target.v, "flow": target.flow}
+    inputs = {"epsilon": (target.noisy, target.snr), "v": (target.noisy, target.snr),
+              "flow": (flow_noisy, ((1 - s) / s) ** 2)}
+    return {name: Loss(F.mse_loss(outputs[name], goal).item(), goal.pow(2).mean().item(),
+                       name not in (learnt, "flow"), inputs[name][0].std().item(), inputs[name][1].mean().item())
+            for name, goal in goals.items()}
 
 @dataclass
 class Stack:

@@ -3,11 +3,12 @@ import pytest
 import torch
 
 import sdlab
-from sdlab import compare
+from sdlab import compare, objectives
 from sdlab.errors import SdlabError
 from sdlab.lessons import flops
 from sdlab.render.table import design_table
 from sdlab.tiny import mmdit
+from sdlab.tiny.scenes import make_scene
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +53,39 @@ def test_joint_matrix_puts_the_four_blocks_back_into_one_softmax(pipes):
         compare.joint_matrix(bare.maps["transformer_blocks.0.attn"])
 
 
-def test_training_losses_compare_each_model_with_predicting_zeros(pipes):
+def test_training_losses_compare_each_model_with_predicting_zeros_at_one_snr(pipes):
     unet, pipe = pipes
     losses = compare.training_losses(unet, pipe, range(4), 500)
     assert list(losses) == ["epsilon", "v", "flow"]
-    assert losses["epsilon"][1] == pytest.approx(1, abs=0.3)  # unit Gaussian noise
-    assert losses["v"][0] < 0.5 * losses["v"][1]             # sdlab-tiny is trained on v
-    assert losses["flow"][1] == pytest.approx(2, abs=0.5)    # noise - x0 of two unit-variance parts
+    assert losses["epsilon"].zeros == pytest.approx(1, abs=0.3)  # unit Gaussian noise
+    assert losses["v"].model < 0.5 * losses["v"].zeros           # sdlab-tiny is trained on v
+    assert losses["flow"].zeros == pytest.approx(2, abs=0.5)     # noise - x0 of two unit-variance parts
+    assert losses["flow"].snr == pytest.approx(losses["v"].snr, rel=1e-5)  # matched: another s than t / 1000
+    assert losses["flow"].input_std < losses["v"].input_std       # the same mix, scaled by 1 / (alpha + sigma)
+    alpha2 = unet.scheduler.alphas_cumprod[500].item()
+    assert [losses[k].derived for k in losses] == [True, False, False]
+    assert losses["epsilon"].model == pytest.approx(alpha2 * losses["v"].model, rel=1e-3)  # rescaled, not measured
     with pytest.raises(SdlabError, match="timestep 1000 is outside 1..999"):
         compare.training_losses(unet, pipe, range(4), 1000)
 
+
+def test_training_losses_read_an_epsilon_unet_as_epsilon(pipes):
+    """A learner's SD 1.5 predicts noise: its output is scored as epsilon, and v is the one derived from it."""
+    unet, pipe = pipes
+    eps_pipe = sdlab.load("tiny")
+    eps_pipe.scheduler = type(unet.scheduler).from_config(unet.scheduler.config, prediction_type="epsilon")
+    losses = compare.training_losses(eps_pipe, pipe, range(4), 500)
+    x0 = objectives.scene_latents(eps_pipe, range(4))
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    t = torch.full((4,), 500)
+    target = objectives.targets(eps_pipe.scheduler, x0, noise, t)
+    text = eps_pipe.encode_prompt([make_scene(s).caption for s in range(4)], "cpu", 1, False)[0]
+    with torch.no_grad():
+        out = eps_pipe.unet(target.noisy, t, encoder_hidden_states=text).sample
+    assert losses["epsilon"].model == pytest.approx(torch.nn.functional.mse_loss(out, noise).item(), rel=1e-5)
+    assert [losses[k].derived for k in losses] == [False, True, False]
+    alpha2 = eps_pipe.scheduler.alphas_cumprod[500].item()
+    assert losses["v"].model == pytest.approx(losses["epsilon"].model / alpha2, rel=1e-3)
 
 @pytest.fixture(scope="module")
 def designs():
