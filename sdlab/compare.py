@@ -41,18 +41,14 @@ def cost_split(arch, resolutions) -> list[Split]:
     bad = [r for r in resolutions if r % factor]
     if bad:
         raise SdlabError(f"resolutions {bad} are not multiples of {factor} for {arch.key}: use e.g. {factor * 64}")
-    native, out = arch.resolution, []
-    try:
-        for resolution in resolutions:
-            arch.resolution = resolution  # wiring reads the latent's side off it
-            with FlopCounterMode(display=False) as counter:
-                arch.run(stages=[stage])
-            flops = dict.fromkeys(("attention", "convolution", "linear"), 0)
-            for op, n in counter.get_flop_counts()["Global"].items():
-                flops[KINDS[str(op)]] += n
-            out.append(Split(resolution, flops))
-    finally:
-        arch.resolution = native
+    out = []
+    for resolution in resolutions:
+        with arch.resized(resolution), FlopCounterMode(display=False) as counter:
+            arch.run(stages=[stage])
+        flops = dict.fromkeys(("attention", "convolution", "linear"), 0)
+        for op, n in counter.get_flop_counts()["Global"].items():
+            flops[KINDS[str(op)]] += n
+        out.append(Split(resolution, flops))
     return out
 
 
