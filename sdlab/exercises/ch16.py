@@ -23,7 +23,8 @@ def _flux_joint_tokens(answer, arch) -> bool:
     return answer == _design_at(arch, 512).stacks[0].tokens
 
 
-@exercise("16.sd3-attention-growth", "SD3's attention FLOPs at 1024 px are how many times those at 512 px (within 5%)?",
+@exercise("16.sd3-attention-growth",
+          "SD3's attention FLOPs at 1024 px are how many times those at 512 px (within 5%)?",
           "a joint softmax costs (image + text tokens)^2, and only the image tokens grow with the side")
 def _sd3_attention_growth(answer, arch) -> bool:
     small, large = cost_split(arch, [512, 1024])
