@@ -63,3 +63,18 @@ def x0_from_epsilon(target: Targets, epsilon: torch.Tensor) -> torch.Tensor:
 def epsilon_from_v(target: Targets, v: torch.Tensor) -> torch.Tensor:
     """The noise a v prediction implies: alpha * v + sigma * noisy; it misses the noise by alpha times v's miss."""
     return target.alpha * v + target.sigma * target.noisy
+
+
+def v_from_epsilon(target: Targets, epsilon: torch.Tensor) -> torch.Tensor:
+    """The v an epsilon prediction implies: (epsilon - sigma * noisy) / alpha; it misses v by 1/alpha times the miss."""
+    return (epsilon - target.sigma * target.noisy) / target.alpha
+
+
+def matched_flow(target: Targets) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s, flow input) at the SNR of `noisy`: s = sigma / (alpha + sigma) makes ((1 - s) / s)^2 = alpha^2 / sigma^2;
+    the input, (1 - s) x0 + s noise, is `noisy` / (alpha + sigma): the same mix of x0 and noise, scaled down.
+
+    >>> s, x_s = matched_flow(targets(scheduler, x0, noise, t))   # feed x_s to a flow model at timestep 1000 * s
+    """
+    s = target.sigma / (target.alpha + target.sigma)
+    return s, target.noisy / (target.alpha + target.sigma)

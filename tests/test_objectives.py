@@ -55,3 +55,13 @@ def test_at_one_timestep_the_flow_input_sits_at_another_snr(batch):
     assert torch.allclose(target.flow_snr[1], torch.tensor(1.0)) and target.snr[1] < 0.5  # s = 1/2 vs alpha 0.49
     assert (target.snr.diff(dim=0) < 0).all() and (target.flow_snr.diff(dim=0) < 0).all()  # both fall with t
     assert not torch.allclose(target.snr, target.flow_snr, rtol=0.1)
+
+
+def test_v_read_off_an_epsilon_prediction_and_the_flow_input_at_the_same_snr(batch):
+    scheduler, x0, noise = batch
+    target = objectives.targets(scheduler, x0, noise, torch.tensor([100, 500, 900, 990]))
+    assert torch.allclose(objectives.v_from_epsilon(target, noise), target.v, atol=1e-4)
+    s, x_s = objectives.matched_flow(target)
+    assert torch.allclose(x_s, (1 - s) * x0 + s * noise, atol=1e-5)  # on the straight path ...
+    assert torch.allclose(((1 - s) / s) ** 2, target.snr, rtol=1e-4)  # ... at the SNR of the v input
+    assert (x_s.std((1, 2, 3)) < target.noisy.std((1, 2, 3))).all()

@@ -4,6 +4,7 @@
 >>> t = arch.trace(); t.get("unet.conv_in").outputs   # [1, 320, 128, 128]
 """
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -57,6 +58,15 @@ class Architecture:
         from .wiring import run
 
         run(self, set(stages or self.components), batch)
+
+    @contextmanager
+    def resized(self, resolution: int):
+        """Run and trace at another image side inside the block (the wiring reads it), native again after it."""
+        native, self.resolution = self.resolution, resolution
+        try:
+            yield self
+        finally:
+            self.resolution = native
 
     def trace(self, components: list[str] | None = None):
         """Trace one `run()` of the components asked for (default all): `arch.trace(["unet"]).table(depth=1)`."""

@@ -38,8 +38,31 @@ def format_table(records: list[Record], width: int = 60) -> str:
     for r in records:
         rows.append(("  " * r.depth + r.name, r.type, _clip(fmt_inputs(r.inputs), width), _clip(fmt_shape(r.outputs), width),
                      f"{r.params:,}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) if i < 4 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+    return format_rows(rows, right=1)
+
+
+def format_rows(rows: list[tuple[str, ...]], right: int = 0) -> str:
+    """Rows of text (the first a header) in fixed-width columns, the last `right` of them right-aligned.
+
+    >>> print(format_rows([("model", "blocks"), ("sd3", "24")]))
+    """
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    left = len(widths) - right
+    lines = ["  ".join(cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def design_table(designs) -> str:
+    """DiT designs (`compare.design`), one line per block list: tokens, width, how text, time, position get in.
+
+    >>> print(design_table([compare.design(t, arch.components["transformer"])]))
+    """
+    rows = [("model", "blocks", "softmax over", "width", "text", "MLP", "time", "position", "guidance in")]
+    for d in designs:
+        for s in d.stacks:
+            time = f"{d.time} {s.modulation}x{d.width}" + (" shared + own table" if d.table else "")
+            rows.append((d.name.removesuffix("Transformer2DModel"), f"{s.count} x {s.type}", f"{s.tokens} tokens",
+                         str(d.width), s.text, s.mlp, time, d.position, "yes" if d.guidance else "no"))
+    return format_rows(rows)
