@@ -111,6 +111,9 @@ def settings_of(settings) -> list[Setting]:
                          f"not {type(settings).__name__}")
     if not found or len({s.label for s in found}) != len(found):
         raise SdlabError("settings need at least one entry and distinct labels")
+    for s in found:  # a bad spec is refused before the first column runs
+        if not callable(s.spec) or isinstance(s.spec, KINDS):
+            resolve(s.spec, "", 0)
     return found
 
 
@@ -125,6 +128,9 @@ def resolve(spec, prompt: str, seed: int) -> tuple[list, dict]:
     if isinstance(spec, dict):
         kwargs = dict(spec)
         edits = kwargs.pop("edits", [])
+        n = kwargs.get("num_inference_steps", 1)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise SdlabError(f"a setting's num_inference_steps must be a whole number >= 1, not {n!r}")
         return ([edits] if isinstance(edits, KINDS) else list(edits)), kwargs
     raise SdlabError(f"a setting is an edit, a list of edits or a dict of pipeline arguments, not {spec!r}")
 
@@ -170,9 +176,10 @@ def run(pipe, prompt: str | list[str], seeds: list[int], edits: list, kwargs: di
     generators = [torch.Generator().manual_seed(s) for _ in prompts for s in seeds]
     if isinstance(prompt, list) and isinstance(kwargs.get("negative_prompt"), str):  # one negative for every prompt
         kwargs = dict(kwargs, negative_prompt=[kwargs["negative_prompt"]] * len(prompts))
+    kwargs = {"num_inference_steps": steps, **kwargs}  # a setting may give its own step count
     with edit(pipe, *edits):
-        return pipe(prompt, num_inference_steps=steps, num_images_per_prompt=len(seeds), generator=generators,
-                    output_type="np", **kwargs).images
+        return pipe(prompt, num_images_per_prompt=len(seeds), generator=generators, output_type="np",
+                    **kwargs).images
 
 
 def grid(pipe, prompts, seeds, settings=None, *, steps: int = 8, score: Callable | None = judge,
@@ -181,7 +188,9 @@ def grid(pipe, prompts, seeds, settings=None, *, steps: int = 8, score: Callable
     embedded models' scene judge). Every prompt and seed of a setting runs as one batch, prompt by prompt, each with
     every seed (images match single runs to float rounding, ~1e-5) unless batch=False: an inject or patch source
     must be recorded the same way (`source(pipe, prompts, seeds)`). `cache`, a dict you keep, makes a repeated
-    (prompt, seed, setting label, steps) cost nothing."""
+    (prompt, seed, setting label, steps) cost nothing. A setting {"num_inference_steps": n} runs n steps instead
+    of `steps`, so a step-count sweep is one grid:
+    >>> grid(pipe, prompts, range(4), {f"{n} steps": {"num_inference_steps": n} for n in (2, 4, 8)})"""
     prompts, seeds = check(pipe, prompts, seeds)
     columns = settings_of(settings)
     if not isinstance(steps, int) or steps < 1:

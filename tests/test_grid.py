@@ -88,6 +88,8 @@ def test_without_images_the_scores_stay(random_pipe):
     (PROMPTS, [0], {}, 2, "at least one"),
     (PROMPTS, [0], "plain", 2, "settings must be"),
     (PROMPTS, [0], None, 0, "steps must be"),
+    (PROMPTS, [0], {"ok": [], "zero": {"num_inference_steps": 0}}, 2, "num_inference_steps must be"),
+    (PROMPTS, [0], {"ok": [], "bad": 3}, 2, "a setting is"),
 ])
 def test_bad_input_is_one_line_before_any_run(random_pipe, calls, prompts, seeds, settings, steps, message):
     with pytest.raises(SdlabError, match=message):
@@ -146,3 +148,13 @@ def test_a_negative_prompt_applies_to_every_prompt_of_a_batched_setting(random_p
                             generator=torch.Generator().manual_seed(0), output_type="np").images[0]
         assert np.abs(g.at(prompt, 0, "neg").image - alone).max() < 1e-4
         assert np.abs(g.at(prompt, 0, "neg").image - g.at(prompt, 0, "plain").image).max() > 1e-3
+
+
+def test_a_setting_may_give_its_own_step_count(random_pipe, calls):
+    g = grid(random_pipe, PROMPTS[:1], [0, 1], {"1 step": {"num_inference_steps": 1}, "3 steps": {
+        "num_inference_steps": 3}}, steps=2, progress=False)
+    assert calls == [2, 2]  # one call per setting, both seeds in it
+    for n, label in ((1, "1 step"), (3, "3 steps")):
+        alone = random_pipe(PROMPTS[0], num_inference_steps=n, generator=torch.Generator().manual_seed(1),
+                            output_type="np").images[0]
+        assert np.abs(g.at(PROMPTS[0], 1, label).image - alone).max() < 1e-4
