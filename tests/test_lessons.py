@@ -125,3 +125,23 @@ def test_published_scheduler_rejects_an_unknown_key_in_one_line():
     for key in ("sd9", "flux"):  # flux exists, but samples by flow matching: no alpha_bar schedule
         with pytest.raises(SdlabError, match=f"no published noise schedule for '{key}': choose one of sd15, sd21, sdxl"):
             lessons.published_scheduler(key)
+
+
+def test_unet_setup_reads_what_sd21_changed_from_the_built_modules_and_scheduler():
+    from sdlab.render.table import format_setups
+
+    sd15, sd21 = (lessons.unet_setup(sdlab.architecture(key)) for key in ("sd15", "sd21"))
+    assert (sd15.prediction_type, sd21.prediction_type) == ("epsilon", "v_prediction")
+    assert (sd15.text_encoders, sd21.text_encoders) == ([(12, 768)], [(23, 1024)])
+    assert (sd15.proj_in, sd21.proj_in, sd15.upcast_attention, sd21.upcast_attention) == ("Conv2d", "Linear", False, True)
+    # SD 1.5's attention_head_dim 8 is a head count; SD 2.1's (5, 10, 20, 20) become 64-channel heads
+    assert sd15.heads == [(8, 40), (8, 80), (8, 160)] and sd21.heads == [(5, 64), (10, 64), (20, 64)]
+    table = format_setups([sd15, sd21]).splitlines()
+    assert table[0].split() == ["sd15", "sd21"] and len(table) == 8
+    assert table[2].split()[-2:] == ["epsilon", "v_prediction"] and table[-1].endswith("5 x 64, 10 x 64, 20 x 64")
+
+
+def test_unet_setup_of_sdxl_lists_both_text_encoders_and_its_penultimate_layer():
+    xl = lessons.unet_setup(sdlab.architecture("sdxl"))
+    assert xl.text_encoders == [(12, 768), (32, 1280)] and xl.text_layer == "penultimate"
+    assert xl.heads == [(10, 64), (20, 64)]  # no attention at the finest grid

@@ -43,3 +43,21 @@ def format_table(records: list[Record], width: int = 60) -> str:
              for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def format_setups(setups) -> str:
+    """lessons.Setup side by side, one row per setting: what SD 2.1 changed from SD 1.5.
+
+    >>> print(format_setups([unet_setup(sdlab.architecture(k)) for k in ("sd15", "sd21")]))
+    """
+    rows = [("", *(s.key for s in setups)),
+            ("scheduler prediction_type", *(s.prediction_type for s in setups)),
+            ("text encoder layers x width", *(" + ".join(f"{n} x {w}" for n, w in s.text_encoders) for s in setups)),
+            ("text hidden state read", *(s.text_layer for s in setups)),
+            ("transformer proj_in", *(s.proj_in for s in setups)),
+            ("upcast_attention", *(str(s.upcast_attention) for s in setups)),
+            ("heads x channels per head", *(", ".join(f"{h} x {c}" for h, c in s.heads) for s in setups))]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "\n".join(lines)
