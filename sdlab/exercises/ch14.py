@@ -6,8 +6,8 @@ from . import exercise
 
 
 @exercise("14.sdxl-up2-input", "At SDXL's own 1024 px, what shape is the hidden_states input of unet.up_blocks.2?",
-          "the VAE makes the latent 8 times smaller; up_blocks.1 upsamples and ends at the second width of "
-          "block_out_channels; answer [batch, channels, height, width]")
+          "the latent is the image / 8; follow the up path from the mid block: every up block but the last doubles "
+          "the side and ends at its level's width (block_out_channels, read backwards)")
 def _sdxl_up2_input(answer, arch) -> bool:
     return list(answer) == arch.trace(["unet"]).get("unet.up_blocks.2").inputs["hidden_states"]
 
