@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -43,6 +45,15 @@ def test_cost_curve_times_real_modules(random_pipe):
                                unet.down_blocks[0].resnets[0], [4, 8], unet.time_embedding.linear_2.out_features,
                                timed=True)
     assert all(c.attention_s > 0 and c.conv_s > 0 for c in costs)
+
+
+def test_cost_curve_counts_attention_on_cpu_tensors_as_on_meta(random_pipe):
+    attn = random_pipe.unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
+    resnet, temb = random_pipe.unet.down_blocks[0].resnets[0], random_pipe.unet.time_embedding.linear_2.out_features
+    cpu = lessons.cost_curve(attn, resnet, [8, 16, 32], temb)
+    meta = lessons.cost_curve(copy.deepcopy(attn).to("meta"), copy.deepcopy(resnet).to("meta"), [8, 16, 32], temb)
+    assert [c.attention_flops for c in cpu] == [c.attention_flops for c in meta]  # the scores and weighted sum too
+    assert lessons.growth(cpu, "attention_flops")[-1] > 1.5
 
 
 def test_causal_influence_is_lower_triangular_for_clip(random_pipe):
