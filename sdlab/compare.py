@@ -9,15 +9,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import SdlabError
+from .lessons import flop_counter
 from .records import Record, first_shape
 from .objectives import epsilon_from_v, matched_flow, scene_latents, targets, v_from_epsilon
 from .process import objective
 from .tiny.scenes import make_scene
 
-# on meta, F.scaled_dot_product_attention runs as two bmm (QK^T, then P V); every Linear is an addmm or mm
+# counted, F.scaled_dot_product_attention runs as two bmm (QK^T, then P V); every Linear is an addmm or mm
 KINDS = {"aten.bmm": "attention", "aten.convolution": "convolution", "aten.addmm": "linear", "aten.mm": "linear"}
 
 
@@ -43,7 +43,7 @@ def cost_split(arch, resolutions) -> list[Split]:
         raise SdlabError(f"resolutions {bad} are not multiples of {factor} for {arch.key}: use e.g. {factor * 64}")
     out = []
     for resolution in resolutions:
-        with arch.resized(resolution), FlopCounterMode(display=False) as counter:
+        with arch.resized(resolution), flop_counter() as counter:
             arch.run(stages=[stage])
         flops = dict.fromkeys(("attention", "convolution", "linear"), 0)
         for op, n in counter.get_flop_counts()["Global"].items():

@@ -1,9 +1,10 @@
 """Small measurements the chapters show: LoRA sizes, attention vs convolution cost, CLIP's causality, a VAE encode,
-how far attention spreads, and the sampling recipe a scheduler config implies.
+how far attention spreads, the sampling recipe a scheduler config implies, and how a full-size UNet pipeline is set up.
 
 >>> sites = lora_sites(sdlab.architecture("sd15").components["unet"], rank=4)
 >>> sum(s.params for s in sites)        # what a rank-4 LoRA on to_q, to_k, to_v, to_out.0 trains
 """
+import contextlib
 import copy
 import json
 import math
@@ -13,6 +14,7 @@ from importlib import resources
 
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
@@ -59,9 +61,21 @@ class Cost:
     conv_s: float | None = None
 
 
+@contextlib.contextmanager
+def flop_counter():
+    """torch's FlopCounterMode, with attention run as its math path (two bmm) so that it is counted everywhere.
+
+    >>> with flop_counter() as counter: unet(x, t, text)
+    >>> counter.get_total_flops()
+    """
+    # the CPU's fused attention kernel is missing from the counter's table; the math path's matmuls are in it
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        yield counter
+
+
 def flops(module: torch.nn.Module, *args) -> int:
     """Floating-point operations of one call, counted by torch's FlopCounterMode (exact, also on `meta`)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         module(*args)
     return counter.get_total_flops()
 
@@ -262,3 +276,34 @@ def published_scheduler(key: str):
         raise SdlabError(f"no published noise schedule for {key!r}: choose one of {', '.join(UNETS)}")
     config = json.loads(resources.files("sdlab.architectures").joinpath("configs", key, "scheduler.json").read_text())
     return getattr(diffusers, config.pop("_class_name")).from_config(config)
+
+
+@dataclass
+class Setup:
+    """How a full-size UNet pipeline is set up, read from its built modules and its scheduler, not from config names."""
+
+    key: str
+    prediction_type: str  # what the UNet is trained to output: "epsilon" (the noise) or "v_prediction"
+    text_encoders: list[tuple[int, int]]  # (layers, width) of each text encoder, in the pipeline's order
+    text_layer: str  # which hidden state of those layers the UNet reads: "last" or "penultimate"
+    proj_in: str  # a transformer's input projection: "Conv2d" (1x1) or "Linear" (use_linear_projection)
+    upcast_attention: bool  # attention scores computed in float32 when the model runs in float16
+    heads: list[tuple[int, int]]  # (heads, channels per head) at each attention width of the down path, finest first
+
+
+def unet_setup(arch) -> Setup:
+    """What sets one UNet architecture apart: `unet_setup(sdlab.architecture("sd21")).heads`  # [(5, 64), ...]
+
+    >>> unet_setup(sdlab.architecture("sd15")).prediction_type      # "epsilon"
+    """
+    from .attention import attention_layers
+
+    unet = arch.components["unet"]
+    down = {la.module.to_q.out_features: la for la in attention_layers(unet) if la.path.startswith("down_blocks")}
+    first = next(iter(down.values()))
+    transformer = unet.get_submodule(first.path.rsplit(".transformer_blocks", 1)[0])
+    texts = [arch.components[name].config for name in ("text_encoder", "text_encoder_2") if name in arch.components]
+    return Setup(arch.key, published_scheduler(arch.key).config.prediction_type,
+                 [(c.num_hidden_layers, c.hidden_size) for c in texts], arch.text_layer,
+                 type(transformer.proj_in).__name__, first.module.upcast_attention,
+                 [(la.heads, inner // la.heads) for inner, la in down.items()])

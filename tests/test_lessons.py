@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -43,6 +45,15 @@ def test_cost_curve_times_real_modules(random_pipe):
                                unet.down_blocks[0].resnets[0], [4, 8], unet.time_embedding.linear_2.out_features,
                                timed=True)
     assert all(c.attention_s > 0 and c.conv_s > 0 for c in costs)
+
+
+def test_cost_curve_counts_attention_on_cpu_tensors_as_on_meta(random_pipe):
+    attn = random_pipe.unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
+    resnet, temb = random_pipe.unet.down_blocks[0].resnets[0], random_pipe.unet.time_embedding.linear_2.out_features
+    cpu = lessons.cost_curve(attn, resnet, [8, 16, 32], temb)
+    meta = lessons.cost_curve(copy.deepcopy(attn).to("meta"), copy.deepcopy(resnet).to("meta"), [8, 16, 32], temb)
+    assert [c.attention_flops for c in cpu] == [c.attention_flops for c in meta]  # the scores and weighted sum too
+    assert lessons.growth(cpu, "attention_flops")[-1] > 1.5
 
 
 def test_causal_influence_is_lower_triangular_for_clip(random_pipe):
@@ -125,3 +136,23 @@ def test_published_scheduler_rejects_an_unknown_key_in_one_line():
     for key in ("sd9", "flux"):  # flux exists, but samples by flow matching: no alpha_bar schedule
         with pytest.raises(SdlabError, match=f"no published noise schedule for '{key}': choose one of sd15, sd21, sdxl"):
             lessons.published_scheduler(key)
+
+
+def test_unet_setup_reads_what_sd21_changed_from_the_built_modules_and_scheduler():
+    from sdlab.render.table import format_setups
+
+    sd15, sd21 = (lessons.unet_setup(sdlab.architecture(key)) for key in ("sd15", "sd21"))
+    assert (sd15.prediction_type, sd21.prediction_type) == ("epsilon", "v_prediction")
+    assert (sd15.text_encoders, sd21.text_encoders) == ([(12, 768)], [(23, 1024)])
+    assert (sd15.proj_in, sd21.proj_in, sd15.upcast_attention, sd21.upcast_attention) == ("Conv2d", "Linear", False, True)
+    # SD 1.5's attention_head_dim 8 is a head count; SD 2.1's (5, 10, 20, 20) become 64-channel heads
+    assert sd15.heads == [(8, 40), (8, 80), (8, 160)] and sd21.heads == [(5, 64), (10, 64), (20, 64)]
+    table = format_setups([sd15, sd21]).splitlines()
+    assert table[0].split() == ["sd15", "sd21"] and len(table) == 8
+    assert table[2].split()[-2:] == ["epsilon", "v_prediction"] and table[-1].endswith("5 x 64, 10 x 64, 20 x 64")
+
+
+def test_unet_setup_of_sdxl_lists_both_text_encoders_and_its_penultimate_layer():
+    xl = lessons.unet_setup(sdlab.architecture("sdxl"))
+    assert xl.text_encoders == [(12, 768), (32, 1280)] and xl.text_layer == "penultimate"
+    assert xl.heads == [(10, 64), (20, 64)]  # no attention at the finest grid

@@ -66,3 +66,18 @@ def design_table(designs) -> str:
             rows.append((d.name.removesuffix("Transformer2DModel"), f"{s.count} x {s.type}", f"{s.tokens} tokens",
                          str(d.width), s.text, s.mlp, time, d.position, "yes" if d.guidance else "no"))
     return format_rows(rows)
+
+
+def format_setups(setups) -> str:
+    """lessons.Setup side by side, one row per setting: what SD 2.1 changed from SD 1.5.
+
+    >>> print(format_setups([unet_setup(sdlab.architecture(k)) for k in ("sd15", "sd21")]))
+    """
+    rows = [("", *(s.key for s in setups)),
+            ("scheduler prediction_type", *(s.prediction_type for s in setups)),
+            ("text encoder layers x width", *(" + ".join(f"{n} x {w}" for n, w in s.text_encoders) for s in setups)),
+            ("text hidden state read", *(s.text_layer for s in setups)),
+            ("transformer proj_in", *(s.proj_in for s in setups)),
+            ("upcast_attention", *(str(s.upcast_attention) for s in setups)),
+            ("heads x channels per head", *(", ".join(f"{h} x {c}" for h, c in s.heads) for s in setups))]
+    return format_rows(rows)
