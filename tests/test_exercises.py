@@ -29,6 +29,15 @@ def test_every_asked_exercise_is_registered_and_every_registered_one_is_asked():
     assert set(exercises.EXERCISES) <= set(keys), set(exercises.EXERCISES) - set(keys)
 
 
+def test_every_chapter_asks_two_or_three_exercises():  # the README says so
+    per_chapter = {}
+    for chapter in asked().values():
+        per_chapter[chapter] = per_chapter.get(chapter, 0) + 1
+    chapters = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    assert {c: per_chapter.get(c, 0) for c in chapters if not 2 <= per_chapter.get(c, 0) <= 3} == {}
+    assert sum(per_chapter.values()) >= 25  # issue 16: at least 25 graded exercises on the way
+
+
 def test_each_key_names_its_chapter():
     for key, chapter in asked().items():
         assert key.split(".")[0] == chapter[:2], (key, chapter)
