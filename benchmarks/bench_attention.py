@@ -12,7 +12,8 @@ import time
 
 import torch
 
-from sdlab import capture_attention
+from sdlab import capture_attention, edit
+from sdlab.edits import inject
 from sdlab.attention import GiB
 
 SD15_UNET = dict(block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
@@ -93,6 +94,14 @@ def bench_sd15_unet(repeats: int, latent: int, batch: int):
     for label, kw in [("16 cross layers, heads mean", {}), ("16 cross layers, every head", dict(heads="each"))]:
         ratio = paired_ratio(forward, captured(forward, unet, **kw), repeats)
         print(f"  capture/plain = {ratio}  [target <= 1.05; {label}]")
+    with capture_attention(unet, heads="each", steps="each") as same_call:
+        forward()
+
+    def injected():
+        with edit(unet, inject(same_call)):
+            forward()
+    print(f"  identity inject/plain = {paired_ratio(forward, injected, repeats)}  [target <= 1.10; the same call's "
+          "maps into every cross layer]")
 
 
 def bench_memory(pipe, step_counts):
