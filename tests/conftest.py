@@ -3,6 +3,16 @@ import pytest
 from sdlab.tiny.config import build_pipeline
 
 
+@pytest.fixture(scope="module")
+def tiny():
+    """The shipped sdlab-tiny, loaded once per test module (a test that changes the model loads its own)."""
+    import sdlab
+
+    pipe = sdlab.load("tiny")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 @pytest.fixture(scope="session")
 def random_pipe(tmp_path_factory):
     """sdlab-tiny's architecture with random weights: fast, and independent of the shipped model."""

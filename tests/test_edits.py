@@ -24,11 +24,6 @@ def state(pipe):
             sorted(vars(pipe.scheduler)))
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return sdlab.load("tiny")
-
-
 @pytest.fixture(params=["random", "tiny"])
 def any_pipe(request, random_pipe, tiny):
     return random_pipe if request.param == "random" else tiny

@@ -18,13 +18,6 @@ MAP_TOLERANCE = 1e-5      # probabilities; measured up to 5e-7
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    pipe = sdlab.load("tiny")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-@pytest.fixture(scope="module")
 def sessions(live_export):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -37,18 +30,18 @@ def manifest(live_export):
     return json.loads((live_export / "live.json").read_text())
 
 
-def ids(pipe, prompt: str) -> np.ndarray:
-    return pipe.tokenizer(prompt, padding="max_length", max_length=77, truncation=True, return_tensors="np").input_ids
+def ids(tiny, prompt: str) -> np.ndarray:
+    return tiny.tokenizer(prompt, padding="max_length", max_length=77, truncation=True, return_tensors="np").input_ids
 
 
-def run_onnx(pipe, sessions, manifest, prompt, skip_scales=None, key_weights=None):
+def run_onnx(tiny, sessions, manifest, prompt, skip_scales=None, key_weights=None):
     """The page's loop in Python: ONNX graphs, diffusers' own scheduler; returns image (H, W, 3) and per-step maps."""
     encode = sessions["text_encoder"]
-    text = np.concatenate([encode.run(None, {"ids": ids(pipe, p)})[0] for p in ("", prompt)])
+    text = np.concatenate([encode.run(None, {"ids": ids(tiny, p)})[0] for p in ("", prompt)])
     skip_scales = np.ones(len(manifest["skips"]), np.float32) if skip_scales is None else skip_scales
     key_weights = np.ones((2, 77), np.float32) if key_weights is None else key_weights
     x = torch.randn(1, *manifest["latent"], generator=torch.Generator().manual_seed(SEED)).numpy()
-    scheduler = pipe.scheduler
+    scheduler = tiny.scheduler
     scheduler.set_timesteps(STEPS)
     maps = []
     for t in scheduler.timesteps:
@@ -62,9 +55,9 @@ def run_onnx(pipe, sessions, manifest, prompt, skip_scales=None, key_weights=Non
     return image, maps
 
 
-def run_torch(pipe, prompt, *edits):
-    with sdlab.edit(pipe, *edits), sdlab.capture_attention(pipe) as cap:
-        image = pipe(prompt, generator=torch.Generator().manual_seed(SEED), num_inference_steps=STEPS,
+def run_torch(tiny, prompt, *edits):
+    with sdlab.edit(tiny, *edits), sdlab.capture_attention(tiny) as cap:
+        image = tiny(prompt, generator=torch.Generator().manual_seed(SEED), num_inference_steps=STEPS,
                      guidance_scale=GUIDANCE, output_type="np").images[0]
     return image, cap
 
@@ -83,13 +76,13 @@ def test_export_writes_graphs_and_what_the_page_needs(live_export, manifest, ses
     assert (live_export / "unet.onnx").stat().st_size < 20e6
 
 
-def test_each_graph_matches_pytorch(pipe, sessions):
-    prompt_ids = ids(pipe, PROMPT)
+def test_each_graph_matches_pytorch(tiny, sessions):
+    prompt_ids = ids(tiny, PROMPT)
     with torch.no_grad():
-        text = pipe.text_encoder(torch.from_numpy(prompt_ids))[0]
+        text = tiny.text_encoder(torch.from_numpy(prompt_ids))[0]
         sample = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-        prediction = pipe.unet(sample, 500, encoder_hidden_states=text.expand(2, -1, -1)).sample
-        image = (pipe.vae.decode(sample[:1] / pipe.vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
+        prediction = tiny.unet(sample, 500, encoder_hidden_states=text.expand(2, -1, -1)).sample
+        image = (tiny.vae.decode(sample[:1] / tiny.vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
     got_text = sessions["text_encoder"].run(None, {"ids": prompt_ids})[0]
     assert np.abs(got_text - text.numpy()).max() < 1e-5
     got = sessions["unet"].run(None, {"sample": sample.numpy(), "timestep": np.array([500]),
@@ -100,9 +93,9 @@ def test_each_graph_matches_pytorch(pipe, sessions):
     assert np.abs(got_image - image.numpy()).max() < PIXEL_TOLERANCE
 
 
-def test_a_whole_guided_run_and_its_maps_match_pytorch(pipe, sessions, manifest):
-    image, maps = run_onnx(pipe, sessions, manifest, PROMPT)
-    ref, cap = run_torch(pipe, PROMPT)
+def test_a_whole_guided_run_and_its_maps_match_pytorch(tiny, sessions, manifest):
+    image, maps = run_onnx(tiny, sessions, manifest, PROMPT)
+    ref, cap = run_torch(tiny, PROMPT)
     assert np.abs(image - ref).max() < PIXEL_TOLERANCE
     assert objects(image) == {"blue": ("square", "right")}
     for k, layer in enumerate(manifest["layers"]):  # capture's default: heads and steps averaged, cond row
@@ -110,16 +103,16 @@ def test_a_whole_guided_run_and_its_maps_match_pytorch(pipe, sessions, manifest)
         assert np.abs(mean - cap.maps[layer["path"]].probs[0, 0, 0]).max() < MAP_TOLERANCE
 
 
-def test_skip_scales_and_key_weights_are_sdlab_edits(pipe, sessions, manifest):
+def test_skip_scales_and_key_weights_are_sdlab_edits(tiny, sessions, manifest):
     scales = np.ones(12, np.float32)
     scales[3] = 0.0
     weights = np.ones((2, 77), np.float32)
-    square = pipe.tokenizer(PROMPT).input_ids.index(pipe.tokenizer.convert_tokens_to_ids("square</w>"))
+    square = tiny.tokenizer(PROMPT).input_ids.index(tiny.tokenizer.convert_tokens_to_ids("square</w>"))
     weights[1, square] = 0.0
-    image, maps = run_onnx(pipe, sessions, manifest, PROMPT, scales, weights)
-    ref, cap = run_torch(pipe, PROMPT, sdlab.edit.skip(manifest["skips"][3]["source"], scale=0.0),
+    image, maps = run_onnx(tiny, sessions, manifest, PROMPT, scales, weights)
+    ref, cap = run_torch(tiny, PROMPT, sdlab.edit.skip(manifest["skips"][3]["source"], scale=0.0),
                          sdlab.edit.reweight("square", 0.0))
-    plain, _ = run_torch(pipe, PROMPT)
+    plain, _ = run_torch(tiny, PROMPT)
     assert np.abs(ref - plain).max() > 0.1  # the edits change the picture ...
     assert np.abs(image - ref).max() < PIXEL_TOLERANCE  # ... as the ONNX graph changes it
     first = manifest["layers"][0]["path"]

@@ -33,13 +33,6 @@ def book(tmp_path_factory, live_export):
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    pipe = sdlab.load("tiny")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
@@ -74,9 +67,9 @@ def type_prompt(page, prompt: str) -> np.ndarray:
     return finished(page, prompt)
 
 
-def python_image(pipe, prompt: str, *edits) -> np.ndarray:
-    with sdlab.edit(pipe, *edits):
-        out = pipe(prompt, generator=torch.Generator().manual_seed(SEED), num_inference_steps=20, output_type="np")
+def python_image(tiny, prompt: str, *edits) -> np.ndarray:
+    with sdlab.edit(tiny, *edits):
+        out = tiny(prompt, generator=torch.Generator().manual_seed(SEED), num_inference_steps=20, output_type="np")
     return (out.images[0] * 255).round().astype(np.uint8)
 
 
@@ -85,14 +78,14 @@ def close(a: np.ndarray, b: np.ndarray) -> bool:
     return diff.max() <= LEVELS and (diff > 0).mean() < 0.01
 
 
-def test_typed_prompts_give_pytorchs_image_and_maps_from_file(book, browser, pipe):
+def test_typed_prompts_give_pytorchs_image_and_maps_from_file(book, browser, tiny):
     page = open_live(browser, book.as_uri())
     page.get_by_role("link", name="Try sdlab-tiny live").click()
     page.wait_for_function("() => window.sdlabLive && window.sdlabLive.readyMs > 0", timeout=60_000)
     for prompt, scene in PROMPTS.items():
         image = type_prompt(page, prompt)
         assert objects(image) == scene, prompt
-        assert close(image, python_image(pipe, prompt)), prompt
+        assert close(image, python_image(tiny, prompt)), prompt
         (color,), (shape, _) = scene, *scene.values()
         heat = np.array(page.evaluate("w => Array.from(window.sdlabLive.heatmap(w, 'all', 'mean'))", shape))
         assert peaks_inside(heat.reshape(64, 64), color_masks(image)[color]), prompt
@@ -101,7 +94,7 @@ def test_typed_prompts_give_pytorchs_image_and_maps_from_file(book, browser, pip
     assert not page.errors, page.errors
 
 
-def test_skip_and_reweight_edits_change_the_image_as_sdlab_edit_does(book, browser, pipe):
+def test_skip_and_reweight_edits_change_the_image_as_sdlab_edit_does(book, browser, tiny):
     prompt = "a red circle on the left"
     page = open_live(browser, (book.parent / "try.html").as_uri())
     page.fill("#prompt", prompt)
@@ -112,14 +105,14 @@ def test_skip_and_reweight_edits_change_the_image_as_sdlab_edit_does(book, brows
     page.locator("#skip-scale").fill("0")
     skipped = finished(page, prompt)
     assert np.abs(skipped.astype(int) - plain).max() > 100  # the page's edit changes the picture ...
-    assert close(skipped, python_image(pipe, prompt, sdlab.edit.skip(SKIP, scale=0)))  # ... as sdlab.edit does
+    assert close(skipped, python_image(tiny, prompt, sdlab.edit.skip(SKIP, scale=0)))  # ... as sdlab.edit does
     page.select_option("#skip", label="(none)")
     page.select_option("#word", label="circle")
     page.locator("#word-weight").fill("0")
     page.wait_for_function("() => !window.sdlabLive.busy() && window.sdlabLive.last.settings.keyWeights"
                            ".some(w => w === 0)", timeout=60_000)
     reweighted = finished(page, prompt)
-    assert close(reweighted, python_image(pipe, prompt, sdlab.edit.reweight("circle", 0.0)))
+    assert close(reweighted, python_image(tiny, prompt, sdlab.edit.reweight("circle", 0.0)))
     assert not close(reweighted, plain)
     assert not page.errors, page.errors
 
