@@ -6,6 +6,7 @@ Targets (issue 17): a patching source run (trace keep=, nothing else recorded) <
 Why capture and inject cost what they do: to leave the image bit for bit as it was, the module's own processor
 (SDPA) still makes the output, and the probabilities are computed a second time beside it; a replacing processor
 (the hand-written prompt-to-prompt below, attention-map-diffusers) computes them once but changes the image.
+The [floor] line measures that second softmax alone, with no sdlab: what any bit-exact capture of every step costs.
 """
 import contextlib
 import statistics
@@ -67,6 +68,43 @@ for name, (make, target) in cases.items():
     mark = "" if target is None else f"; target {target}x: {'met' if r <= target else 'MISSED'}"
     print(f"[cost] {name}: {r:.3f}x plain{mark}")
 print(f"[cost] identity inject bit-exact: {np.array_equal(image(cases['identity inject (the same run' + chr(39) + 's maps)'][0]()), plain)}")
+
+
+class Floor:
+    """No sdlab: the layer's own processor makes the output, then one softmax(QK^T) of the conditional rows is
+    computed beside it, averaged over heads and kept. The least any bit-exact capture of every step can do."""
+
+    def __init__(self, original):
+        self.original, self.total = original, None
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
+        out = self.original(attn, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
+        half = hidden_states.shape[0] // 2
+        q = attn.head_to_batch_dim(attn.to_q(hidden_states[half:]), out_dim=4)
+        k = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states[half:]), out_dim=4)
+        probs = (q @ k.transpose(-1, -2) * attn.scale).softmax(-1).mean(1)
+        self.total = probs if self.total is None else self.total + probs
+        return out
+
+
+def floor_seconds() -> float:
+    originals = dict(pipe.unet.attn_processors)
+    pipe.unet.set_attn_processor({name: Floor(proc) if name.endswith("attn2.processor") else proc
+                                  for name, proc in originals.items()})
+    try:
+        start = time.process_time()
+        image()
+        return time.process_time() - start
+    finally:
+        pipe.unet.set_attn_processor(originals)
+
+
+floors = []
+for i in range(PAIRS):
+    first, second = (seconds(lambda: None), floor_seconds()) if i % 2 == 0 else (floor_seconds(), seconds(lambda: None))
+    floors.append(second / first if i % 2 == 0 else first / second)
+print(f"[floor] no sdlab, the processor's output plus one softmax(QK^T) of the cond rows per cross layer, heads "
+      f"averaged: {statistics.median(floors):.3f}x plain (what any bit-exact capture of every step costs at least)")
 
 
 class P2P:
