@@ -66,7 +66,8 @@ def glossary(out: Path, pages: list[str]) -> Path:
     table = re.sub(r"<td>([\d, ]+)</td>\s*</tr>", linked, markdown2html(GLOSSARY.read_text(encoding="utf-8")))
     page = out / "glossary.html"
     page.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>sdlab glossary</title>"
-                    f"<style>td,th{{border:1px solid #ddd;padding:4px 8px}}table{{border-collapse:collapse}}</style>"
+                    f"<style>body{{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 16px}}"
+                    f"td,th{{border:1px solid #ddd;padding:4px 8px}}table{{border-collapse:collapse}}</style>"
                     f"</head><body><nav><a href='index.html'>contents</a></nav>{table}</body></html>\n",
                     encoding="utf-8")
     return page
