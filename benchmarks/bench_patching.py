@@ -6,7 +6,8 @@ Targets (issue 17): a patching source run (trace keep=, nothing else recorded) <
 Why capture and inject cost what they do: to leave the image bit for bit as it was, the module's own processor
 (SDPA) still makes the output, and the probabilities are computed a second time beside it; a replacing processor
 (the hand-written prompt-to-prompt below, attention-map-diffusers) computes them once but changes the image.
-The [floor] line measures that second softmax alone, with no sdlab: what any bit-exact capture of every step costs.
+The [floor] lines measure that second softmax alone with no sdlab, in a minimal processor: what any bit-exact
+capture of every step, and any bit-exact inject, costs at least on this model.
 """
 import contextlib
 import statistics
@@ -71,40 +72,65 @@ print(f"[cost] identity inject bit-exact: {np.array_equal(image(cases['identity 
 
 
 class Floor:
-    """No sdlab: the layer's own processor makes the output, then one softmax(QK^T) of the conditional rows is
-    computed beside it, averaged over heads and kept. The least any bit-exact capture of every step can do."""
+    """No sdlab, the least a bit-exact tool must do: the layer's own processor makes the output; beside it one
+    softmax(QK^T) of the conditional rows, then either kept as a running head mean (a capture of every step),
+    kept whole (a source run), or replaced by a source's with (new - own) V W_out added to the output (an inject,
+    exact at identity)."""
 
-    def __init__(self, original):
-        self.original, self.total = original, None
+    def __init__(self, original, mode: str, source=None):
+        self.original, self.mode, self.source, self.kept, self.total, self.calls = original, mode, source, [], None, 0
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
         out = self.original(attn, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
         half = hidden_states.shape[0] // 2
         q = attn.head_to_batch_dim(attn.to_q(hidden_states[half:]), out_dim=4)
         k = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states[half:]), out_dim=4)
-        probs = (q @ k.transpose(-1, -2) * attn.scale).softmax(-1).mean(1)
-        self.total = probs if self.total is None else self.total + probs
+        probs = (q @ k.transpose(-1, -2) * attn.scale).softmax(-1)
+        if self.mode == "capture":
+            mean = probs.mean(1)
+            self.total = mean if self.total is None else self.total + mean
+        elif self.mode == "record":
+            self.kept.append(probs)
+        else:
+            v = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states[half:]), out_dim=4)
+            delta = ((self.source[self.calls] - probs) @ v).transpose(1, 2).flatten(2) @ attn.to_out[0].weight.T
+            out[half:] += delta
+        self.calls += 1
         return out
 
 
-def floor_seconds() -> float:
+def with_floor(mode: str, sources: dict) -> dict:
+    """Set a Floor on every cross-attention layer; returns the Floors by layer (the originals go back after)."""
     originals = dict(pipe.unet.attn_processors)
-    pipe.unet.set_attn_processor({name: Floor(proc) if name.endswith("attn2.processor") else proc
-                                  for name, proc in originals.items()})
+    floors = {n: Floor(p, mode, sources.get(n)) for n, p in originals.items() if n.endswith("attn2.processor")}
+    pipe.unet.set_attn_processor({n: floors.get(n, p) for n, p in originals.items()})
+    return originals
+
+
+def floor_run(mode: str, sources: dict):
+    """(CPU seconds, images, the Floors) of one run with every cross layer's Floor in `mode`."""
+    originals = with_floor(mode, sources)
+    floors = {n: p for n, p in pipe.unet.attn_processors.items() if isinstance(p, Floor)}
     try:
         start = time.process_time()
-        image()
-        return time.process_time() - start
+        out = image()
+        return time.process_time() - start, out, floors
     finally:
         pipe.unet.set_attn_processor(originals)
 
 
-floors = []
-for i in range(PAIRS):
-    first, second = (seconds(lambda: None), floor_seconds()) if i % 2 == 0 else (floor_seconds(), seconds(lambda: None))
-    floors.append(second / first if i % 2 == 0 else first / second)
-print(f"[floor] no sdlab, the processor's output plus one softmax(QK^T) of the cond rows per cross layer, heads "
-      f"averaged: {statistics.median(floors):.3f}x plain (what any bit-exact capture of every step costs at least)")
+recorded = {n: f.kept for n, f in floor_run("record", {})[2].items()}
+for mode, what in [("capture", "what any bit-exact capture of every step costs at least"),
+                   ("inject", "what any bit-exact inject costs at least")]:
+    floors = []
+    for i in range(PAIRS):
+        if i % 2:
+            theirs, plain_s = floor_run(mode, recorded)[0], seconds(lambda: None)
+        else:
+            plain_s, theirs = seconds(lambda: None), floor_run(mode, recorded)[0]
+        floors.append(theirs / plain_s)
+    print(f"[floor] no sdlab, {mode} by a minimal processor: {statistics.median(floors):.3f}x plain ({what})")
+print(f"[floor] the minimal inject of the same run bit-exact: {np.array_equal(floor_run('inject', recorded)[1], plain)}")
 
 
 class P2P:
