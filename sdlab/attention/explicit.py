@@ -168,7 +168,7 @@ class ExplicitProcessor:
         # diffusers passes everything after hidden_states by name: binding the signature each call costs more
         named = kwargs if not args else self.signature.bind(attn, hidden_states, *args, **kwargs).arguments
         call = Call(attn, self.qkv, named.get("attention_mask"), named.get("image_rotary_emb"))
-        for _, fn in sorted(self.listeners, key=lambda item: item[0]):
+        for _, fn in self.listeners:  # kept in order by attach: edits first, then observers
             fn(call)
         self.qkv.clear()
         return call.corrected(out) if call.edits else out
@@ -189,4 +189,5 @@ def attach(hooks: Hooks, attn, fn, order: int = 1) -> None:
                 hooks.post(getattr(attn, child), processor.stash(name))
     entry = (order, fn)
     processor.listeners.append(entry)
+    processor.listeners.sort(key=lambda item: item[0])  # stable: same order keeps attach order
     hooks.undo(lambda: processor.listeners.remove(entry))
