@@ -5,6 +5,7 @@ corrupt prompts run once per site x step window with that site's output taken fr
 >>> tr = patching(pipe, "a red circle on the left", "a red circle on the right", ["unet.mid_block"], [range(4)])
 >>> tr.matrix(lambda c: c.scores["position"])        # (sites, windows) counts of restored cells
 """
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -79,7 +80,8 @@ def patching(pipe, clean, corrupt, sites, windows=(None,), seeds=range(8), *, sc
     list of sites patched together}; windows: steps specs (int,
     list, range, slice, None for all); stream: on DiT blocks "image", "text", "both" or a list of them (one row
     per site and stream); skips: a UNet down block also carries its skips (edit.patch's option).
-    `cache`, a dict you keep, makes a repeated cell cost nothing.
+    `cache`, a dict you keep, makes a repeated cell cost nothing: a tracing with one more site runs the clean
+    source and that site's rows only.
     """
     pairs = pairs_of(clean, corrupt)
     prompts, seeds = check(pipe, list(pairs), seeds)
@@ -97,23 +99,32 @@ def patching(pipe, clean, corrupt, sites, windows=(None,), seeds=range(8), *, sc
     for names, st in rows.values():  # every name and stream checked before any run
         for name in names:
             streams_of(site(components, name), name, st)
-    kept = sorted({name for names in groups.values() for name in names})
     pipe.set_progress_bar_config(disable=True)
     done = {} if cache is None else cache
     settings = [CLEAN, CORRUPT, *(label(r, w) for r in rows for w in spans)]
-    todo = [p for p in prompts if not all((p, s, f"{pairs[p]} -> {n}", steps) in done for s in seeds for n in settings)]
-    if todo:  # every pair in one batch: the clean run, the corrupt run, and one run per row and window
-        with trace(pipe, components=[], keep=kept) as source:
+
+    # a patched cell's key holds what its label may not say: its sites, stream and skips
+    variant = {label(r, w): (tuple(rows[r][0]), rows[r][1], skips) for r in rows for w in spans}
+
+    def key(p: str, s: int, name: str) -> tuple:
+        return p, s, f"{pairs[p]} -> {name}", steps, variant.get(name)
+
+    todo = [p for p in prompts if not all(key(p, s, n) in done for s in seeds for n in settings)]
+    missing = [n for n in settings if not all(key(p, s, n) in done for p in todo for s in seeds)]
+    runs = [(r, w) for r in rows for w in spans if label(r, w) in missing]
+    if todo:  # every pair in one batch: the clean run (the source), the corrupt run, one run per row and window
+        # only what the cache lacks runs; the clean run records just the sites of the rows still to run
+        kept = sorted({name for r, _ in runs for name in rows[r][0]})
+        with trace(pipe, components=[], keep=kept) if kept else contextlib.nullcontext() as source:
             images = {CLEAN: run(pipe, [pairs[p] for p in todo], seeds, [], {}, steps)}
-        images[CORRUPT] = run(pipe, todo, seeds, [], {}, steps)
-        runs = [(r, w) for r in rows for w in spans]
+        if CORRUPT in missing:
+            images[CORRUPT] = run(pipe, todo, seeds, [], {}, steps)
         for r, w in tqdm(runs, desc="patching", disable=not progress, leave=False):
             names, st = rows[r]
-            images[label(r, w)] = run(pipe, todo, seeds, [edit.patch(n, source, steps=spans[w], stream=st, skips=skips)
-                                                          for n in names], {}, steps)
+            images[label(r, w)] = run(pipe, todo, seeds, [edit.patch(n, source, steps=spans[w], stream=st,
+                                                                     skips=skips) for n in names], {}, steps)
         for name, batch in images.items():
             for (p, s), image in zip([(p, s) for p in todo for s in seeds], batch):
-                done[(p, s, f"{pairs[p]} -> {name}", steps)] = Cell(p, s, name, score(image, pairs[p]) if score
-                                                                    else {}, image)
-    cells = [done[(p, s, f"{pairs[p]} -> {name}", steps)] for p in prompts for s in seeds for name in settings]
+                done[key(p, s, name)] = Cell(p, s, name, score(image, pairs[p]) if score else {}, image)
+    cells = [done[key(p, s, name)] for p in prompts for s in seeds for name in settings]
     return Tracing(prompts, seeds, settings, cells, list(rows), list(spans), pairs)

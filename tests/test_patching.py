@@ -70,3 +70,39 @@ def test_bad_input_is_one_line_before_any_run(random_pipe, monkeypatch, args, kw
     monkeypatch.setattr(type(random_pipe), "__call__", lambda *a, **k: pytest.fail("ran the pipeline"))
     with pytest.raises(SdlabError, match=message):
         sdlab.patching(random_pipe, *args, steps=1, progress=False, **kwargs)
+
+
+def test_with_a_cache_one_more_site_runs_only_the_source_and_its_row(random_pipe, monkeypatch):
+    cache, made = {}, []
+    first = sdlab.patching(random_pipe, CLEAN[0], CORRUPT[0], ["mid_block"], seeds=[0, 1], steps=1, cache=cache,
+                           progress=False)
+    original = type(random_pipe).__call__
+
+    def counting(self, prompt, *args, **kwargs):
+        made.append([prompt] if isinstance(prompt, str) else list(prompt))
+        return original(self, prompt, *args, **kwargs)
+
+    monkeypatch.setattr(type(random_pipe), "__call__", counting)
+    again = sdlab.patching(random_pipe, CLEAN[0], CORRUPT[0], ["mid_block", "up_blocks.3"], seeds=[0, 1], steps=1,
+                           cache=cache, progress=False)
+    assert made == [[CLEAN[0]], [CORRUPT[0]]]  # the clean source, then the new row; not the corrupt run or mid_block
+    assert again.settings == ["clean", "corrupt", "mid_block @ all", "up_blocks.3 @ all"]
+    for setting in first.settings:
+        assert again.at(CORRUPT[0], 1, setting) is first.at(CORRUPT[0], 1, setting) or setting == "clean"
+    assert np.array_equal(again.at(CORRUPT[0], 1, "up_blocks.3 @ all").image, again.at(CORRUPT[0], 1, "clean").image)
+    sdlab.patching(random_pipe, CLEAN[0], CORRUPT[0], ["mid_block", "up_blocks.3"], seeds=[0, 1], steps=1,
+                   cache=cache, progress=False)
+    assert len(made) == 2  # all cached: nothing runs
+
+
+def test_the_cache_tells_a_patch_with_skips_from_one_without(random_pipe, monkeypatch):
+    cache, made = {}, []
+    plain = sdlab.patching(random_pipe, CLEAN[0], CORRUPT[0], ["down_blocks.1"], seeds=[0], steps=1, cache=cache,
+                           progress=False)
+    original = type(random_pipe).__call__
+    monkeypatch.setattr(type(random_pipe), "__call__", lambda self, *a, **k: made.append(1) or original(self, *a, **k))
+    carried = sdlab.patching(random_pipe, CLEAN[0], CORRUPT[0], ["down_blocks.1"], seeds=[0], steps=1, skips=True,
+                             cache=cache, progress=False)
+    assert len(made) == 2  # the source and the row with skips; the corrupt run comes from the cache
+    cell = "down_blocks.1 @ all"
+    assert not np.array_equal(plain.at(CORRUPT[0], 0, cell).image, carried.at(CORRUPT[0], 0, cell).image)
