@@ -1,14 +1,18 @@
-"""Reading "what if?" grids (chapter 17): how far a setting moves the images, scores against another caption, and
-a faint blob where a prompt wants an object that was drawn elsewhere.
+"""Reading grids of runs (chapters 16 and 17): how far a setting moves the images, scores against another caption,
+a faint blob where a prompt wants an object that was drawn elsewhere, and whether each word's map peaks on its object.
 
 >>> X.change(g, "no skip")                                   # mean |pixel change| against the "plain" cells
 >>> X.judged(g, {"a red circle on the right": "a red circle on the left"}).counts("position")   # at the source's place
 """
-import numpy as np
+from dataclasses import dataclass
 
+import numpy as np
+import torch
+
+from .attention import capture_attention
 from .errors import SdlabError
-from .grid import Cell, Grid
-from .tiny.evaluate import judge
+from .grid import Cell, Grid, check
+from .tiny.evaluate import as_uint8, color_masks, judge, peaks_inside
 from .tiny.scenes import PLACES, things_of
 
 GHOST, OBJECT = 0.01, 0.1  # tints: an empty background measures <= 0.005 on sdlab-tiny, an object >= 0.45
@@ -41,3 +45,41 @@ def tint(cell: Cell, caption: str | None = None) -> float:
 def ghost(cell: Cell) -> bool:
     """A faint blob where the cell's own prompt wants the object: a tint of at least GHOST, below an object's."""
     return GHOST <= tint(cell) < OBJECT
+
+
+@dataclass
+class WordPeak:
+    """One object's shape word in one run: does its map peak on that object, and what share of attention it holds."""
+    prompt: str
+    seed: int
+    word: str
+    on_object: bool  # the map's maximum inside the object's colour mask (grown by 2 pixels), as the judge finds it
+    mass: float      # the raw map's mean: the share of an image token's attention the word gets
+
+
+def word_peaks(pipe, prompts, seeds, steps: int = 20) -> list[WordPeak]:
+    """Each prompt x seed run once with its cross-attention (or joint image->text) maps captured; for every object
+    of the scene caption, whether its shape word's map peaks on it, and the word's raw mass.
+
+    >>> peaks = word_peaks(pipe, ["a red circle on the left and a blue square on the right"], range(4))
+    >>> sum(p.on_object for p in peaks), len(peaks)           # a finding as a count
+    """
+    prompts, seeds = check(pipe, prompts, seeds)
+    scenes = {}
+    for prompt in prompts:  # every caption checked before any run
+        try:
+            scenes[prompt] = things_of(prompt)
+        except (KeyError, IndexError):
+            raise SdlabError(f"{prompt!r} is not a scene caption such as 'a red circle on the left and a blue "
+                             "square on the right': word_peaks finds each object by its colour") from None
+    pipe.set_progress_bar_config(disable=True)
+    found = []
+    for prompt in prompts:
+        for seed in seeds:
+            with capture_attention(pipe) as cap:
+                image = pipe(prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
+                             output_type="np").images[0]
+            masks = color_masks(as_uint8(image))
+            found += [WordPeak(prompt, seed, t.shape, peaks_inside(cap.heatmap(t.shape), masks[t.color]),
+                               float(cap.heatmap(t.shape, norm="none").mean())) for t in scenes[prompt]]
+    return found

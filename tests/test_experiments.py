@@ -37,3 +37,16 @@ def test_tint_tells_an_object_a_faint_blob_and_nothing_apart():
     assert X.tint(drawn) > X.OBJECT and X.tint(empty) < X.GHOST
     assert X.ghost(faint) and not X.ghost(drawn) and not X.ghost(empty)
     assert caption_of([Thing("red", "circle", "left")]) == LEFT
+
+
+def test_word_peaks_finds_each_object_word_on_its_object(tiny):
+    peaks = X.word_peaks(tiny, ["a red circle on the left and a blue square on the right"], [0, 1], steps=8)
+    assert [(p.seed, p.word) for p in peaks] == [(0, "circle"), (0, "square"), (1, "circle"), (1, "square")]
+    assert all(p.on_object for p in peaks)  # sdlab-tiny was trained with a grounding loss
+    assert all(0 < p.mass < 0.5 for p in peaks)
+
+
+def test_word_peaks_refuses_a_caption_outside_the_scene_grammar_before_any_run(tiny, monkeypatch):
+    monkeypatch.setattr(type(tiny), "__call__", lambda *a, **k: pytest.fail("ran the pipeline"))
+    with pytest.raises(SdlabError, match="not a scene caption"):
+        X.word_peaks(tiny, ["a red circle on the left", "a cat on a mat"], [0])

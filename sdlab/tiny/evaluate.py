@@ -64,6 +64,11 @@ def describe(mask: np.ndarray) -> tuple[str, str] | None:
     return shape, place
 
 
+def as_uint8(image: np.ndarray) -> np.ndarray:
+    """A pipeline's float image in [0, 1] as the 0..255 pixels the judge reads (uint8 passes unchanged)."""
+    return image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+
+
 def color_masks(image: np.ndarray) -> dict[str, np.ndarray]:
     """Colour name -> cleaned mask of its pixels."""
     label = segment(image)
@@ -95,9 +100,7 @@ def judge(image: np.ndarray, caption) -> dict | list[dict]:
         if len(captions) != len(image):
             raise SdlabError(f"{len(image)} images need 1 or {len(image)} captions, not {len(captions)}")
         return [judge(im, c) for im, c in zip(image, captions)]
-    if image.dtype != np.uint8:
-        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-    masks = color_masks(image)
+    masks = color_masks(as_uint8(image))
     scores = {"seen": {c: t for c, t in ((c, describe(m)) for c, m in masks.items()) if t is not None}}
     try:
         things = things_of(caption)
