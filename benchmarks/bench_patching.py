@@ -37,16 +37,20 @@ def seconds(make) -> float:
     return time.process_time() - start
 
 
-def ratio(make) -> float:
-    """Median of per-pair ratios; each pair runs plain and instrumented back to back, alternating the order."""
+def paired(timed) -> float:
+    """Median of timed() over a plain run's seconds, in back-to-back pairs that alternate which goes first."""
     ratios = []
     for i in range(PAIRS):
         if i % 2:
-            ours, plain = seconds(make), seconds(lambda: None)
+            theirs, plain_s = timed(), seconds(lambda: None)
         else:
-            plain, ours = seconds(lambda: None), seconds(make)
-        ratios.append(ours / plain)
+            plain_s, theirs = seconds(lambda: None), timed()
+        ratios.append(theirs / plain_s)
     return statistics.median(ratios)
+
+
+def ratio(make) -> float:
+    return paired(lambda: seconds(make))
 
 
 with sdlab.capture_attention(pipe, heads="each", steps="each") as same_run:
@@ -99,38 +103,27 @@ class Floor:
         return out
 
 
-def with_floor(mode: str, sources: dict) -> dict:
-    """Set a Floor on every cross-attention layer; returns the Floors by layer (the originals go back after)."""
+def cross_run(make):
+    """(CPU seconds, images, the processors set) of one run with make(name, its processor) on every cross-attention
+    layer; the originals go back after."""
     originals = dict(pipe.unet.attn_processors)
-    floors = {n: Floor(p, mode, sources.get(n)) for n, p in originals.items() if n.endswith("attn2.processor")}
-    pipe.unet.set_attn_processor({n: floors.get(n, p) for n, p in originals.items()})
-    return originals
-
-
-def floor_run(mode: str, sources: dict):
-    """(CPU seconds, images, the Floors) of one run with every cross layer's Floor in `mode`."""
-    originals = with_floor(mode, sources)
-    floors = {n: p for n, p in pipe.unet.attn_processors.items() if isinstance(p, Floor)}
+    swapped = {n: make(n, p) for n, p in originals.items() if n.endswith("attn2.processor")}
+    pipe.unet.set_attn_processor({n: swapped.get(n, p) for n, p in originals.items()})
     try:
         start = time.process_time()
         out = image()
-        return time.process_time() - start, out, floors
+        return time.process_time() - start, out, swapped
     finally:
         pipe.unet.set_attn_processor(originals)
 
 
-recorded = {n: f.kept for n, f in floor_run("record", {})[2].items()}
+recorded = {n: f.kept for n, f in cross_run(lambda n, p: Floor(p, "record"))[2].items()}
 for mode, what in [("capture", "what any bit-exact capture of every step costs at least"),
                    ("inject", "what any bit-exact inject costs at least")]:
-    floors = []
-    for i in range(PAIRS):
-        if i % 2:
-            theirs, plain_s = floor_run(mode, recorded)[0], seconds(lambda: None)
-        else:
-            plain_s, theirs = seconds(lambda: None), floor_run(mode, recorded)[0]
-        floors.append(theirs / plain_s)
-    print(f"[floor] no sdlab, {mode} by a minimal processor: {statistics.median(floors):.3f}x plain ({what})")
-print(f"[floor] the minimal inject of the same run bit-exact: {np.array_equal(floor_run('inject', recorded)[1], plain)}")
+    r = paired(lambda: cross_run(lambda n, p: Floor(p, mode, recorded[n]))[0])  # noqa: B023 - run at once
+    print(f"[floor] no sdlab, {mode} by a minimal processor: {r:.3f}x plain ({what})")
+exact = np.array_equal(cross_run(lambda n, p: Floor(p, "inject", recorded[n]))[1], plain)
+print(f"[floor] the minimal inject of the same run bit-exact: {exact}")
 
 
 class P2P:
@@ -156,38 +149,10 @@ class P2P:
         return attn.to_out[1](attn.to_out[0](out))
 
 
-def with_p2p(replay: bool, stores: dict):
-    """Set a P2P processor on every cross-attention layer; returns a function that puts the originals back."""
-    originals = dict(pipe.unet.attn_processors)
-    pipe.unet.set_attn_processor({name: P2P(stores.setdefault(name, []), replay) if name.endswith("attn2.processor")
-                                  else proc for name, proc in originals.items()})
-    return lambda: pipe.unet.set_attn_processor(originals)
-
-
 stores = {}
-restore = with_p2p(False, stores)
-try:
-    image()
-finally:
-    restore()
-
-
-def p2p_seconds() -> float:
-    restore = with_p2p(True, stores)
-    try:
-        start = time.process_time()
-        out = image()
-        return time.process_time() - start, out
-    finally:
-        restore()
-
-
-ratios = []
-for i in range(PAIRS):
-    plain_s = seconds(lambda: None) if i % 2 == 0 else None
-    theirs, replayed = p2p_seconds()
-    plain_s = plain_s if plain_s is not None else seconds(lambda: None)
-    ratios.append(theirs / plain_s)
+cross_run(lambda n, p: P2P(stores.setdefault(n, []), replay=False))  # record the source's probabilities
+replay = paired(lambda: cross_run(lambda n, p: P2P(stores[n], replay=True))[0])
+replayed = cross_run(lambda n, p: P2P(stores[n], replay=True))[1]
 ours = image(cases["identity inject (the same run's maps)"][0]())
-print(f"[p2p] hand-written prompt-to-prompt replay of the same run: {statistics.median(ratios):.3f}x plain; "
+print(f"[p2p] hand-written prompt-to-prompt replay of the same run: {replay:.3f}x plain; "
       f"max |image - sdlab inject| {np.abs(replayed - ours).max():.2e}, |image - plain| {np.abs(replayed - plain).max():.2e}")
