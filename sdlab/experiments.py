@@ -80,6 +80,7 @@ def word_peaks(pipe, prompts, seeds, steps: int = 20) -> list[WordPeak]:
                 image = pipe(prompt, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
                              output_type="np").images[0]
             masks = color_masks(as_uint8(image))
-            found += [WordPeak(prompt, seed, t.shape, peaks_inside(cap.heatmap(t.shape), masks[t.color]),
-                               float(cap.heatmap(t.shape, norm="none").mean())) for t in scenes[prompt]]
+            raw = {t.shape: cap.heatmap(t.shape, norm="none") for t in scenes[prompt]}  # a peak is the same unscaled
+            found += [WordPeak(prompt, seed, t.shape, peaks_inside(raw[t.shape], masks[t.color]),
+                               float(raw[t.shape].mean())) for t in scenes[prompt]]
     return found
